@@ -1,0 +1,60 @@
+# The book's two commands (see README.md):
+#   make book   install the environment if needed, execute every chapter, build the site into _build/html
+#   make test   the same environment; unit tests, every chapter under nbval, the site built and checked in Chromium
+# Both install what is missing and nothing else: a second run reinstalls nothing that is up to date.
+
+SHELL   := /bin/bash
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+# The environment is rebuilt only when requirements.txt or pyproject.toml change.
+STAMP   := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
+CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || command -v google-chrome || echo chromium)
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test env browser unit notebooks site site-check clean data-release
+
+book: env
+	@start=$$(date +%s); \
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going --builder html && \
+	echo "Built in $$(( $$(date +%s) - start )) s. Open file://$(CURDIR)/_build/html/index.html in a browser."
+
+test: env browser
+	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -p no:randomly chapters -q
+	$(MAKE) --no-print-directory book
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/site -q
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (book)" >/dev/null
+	@rm -f $(VENV)/.installed-* && touch $@ && echo "Environment ready in $(VENV)."
+
+# Headless Chromium checks the built site; installed from Debian's packages where it is missing.
+browser:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Chromium (Debian package) for the site checks ..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "error: the site checks need Chromium: install it (e.g. 'sudo apt-get install chromium') or set CHROMIUM=/path/to/chrome" >&2; exit 1; fi; }
+
+# Pieces of `make test`, for authors.
+unit: env
+	$(BIN)/python -m pytest tests/unit -q
+notebooks: env
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env chapters -q
+site-check: env browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/site -q
+
+# The data archives attached to the GitHub release (for readers who install only the package, e.g. Colab).
+data-release: env
+	$(BIN)/python -m helpers.data.registry --update --archives _build/release
+
+clean:
+	rm -rf _build
