@@ -1,0 +1,101 @@
+"""The book's structure: TOC, notebooks, launch/install URLs, the two README commands, CI and publishing."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import config
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+REPO_URL = CONFIG["repository"]["url"]
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def _toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part.get("chapters", [])]
+    return files
+
+
+def _readme_command(kind: str) -> str:
+    """The command in the README's block marked <!-- kind-command -->."""
+    text = (ROOT / "README.md").read_text()
+    m = re.search(rf"<!-- {kind}-command -->\s*```(?:bash)?\n(.+?)\n```", text, re.S)
+    assert m, f"README.md has no {kind} command block"
+    return m.group(1).split("#")[0].strip()
+
+
+def test_toc_lists_exactly_the_pages_that_exist():
+    files = _toc_files()
+    for f in files:
+        assert list(ROOT.glob(f + ".*")), f"_toc.yml lists {f}, which does not exist"
+    for nb in NOTEBOOKS:
+        assert f"chapters/{nb.stem}" in files, f"{nb.name} is not in _toc.yml"
+    names = [nb.stem for nb in NOTEBOOKS]
+    assert names == sorted(names) and all(re.fullmatch(r"\d\d_[a-z0-9_]+", n) for n in names)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_committed_without_outputs(nb):
+    for cell in json.loads(nb.read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, f"{nb.name}: clear outputs"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_starts_with_the_hidden_colab_setup_cell(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    first_code = next(c for c in cells if c["cell_type"] == "code")
+    src = "".join(first_code["source"])
+    assert "remove-cell" in first_code["metadata"].get("tags", []), f"{nb.name}: setup cell must be hidden"
+    assert f"git+{REPO_URL}@{CONFIG['repository']['branch']}" in src, f"{nb.name}: install URL != _config.yml"
+    assert "find_spec(\"helpers\")" in src and "torch" not in src.split("\n", 1)[1], "never reinstall torch"
+    assert any("helpers.notebook import setup" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapters_read_the_profile_only_through_helpers(nb):
+    text = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+    assert "BOOK_PROFILE" not in text and "os.environ" not in text, f"{nb.name}: use helpers.config.pick"
+
+
+def test_one_repository_url_everywhere():
+    assert config.REPOSITORY_URL == REPO_URL
+    assert f'Source = "{REPO_URL}"' in (ROOT / "pyproject.toml").read_text()
+    assert REPO_URL in (ROOT / "book" / "chapter_template.md").read_text()
+    assert CONFIG["repository"]["branch"] == "main" and CONFIG["repository"]["path_to_book"] == ""
+    buttons = CONFIG["launch_buttons"]
+    assert buttons["colab_url"] == "https://colab.research.google.com"
+    assert buttons["binderhub_url"] == "https://mybinder.org"
+
+
+def test_widget_and_math_javascript_is_vendored_not_from_a_cdn():
+    cfg = CONFIG["sphinx"]["config"]
+    assert cfg["html_extra_path"] == ["book/_extra"]
+    for src in list(cfg["nb_ipywidgets_js"]) + [cfg["mathjax_path"]]:
+        assert "://" not in src
+        assert (ROOT / "book/_extra" / src.replace("../", "")).is_file(), src
+    assert not (ROOT / "book" / "_static").exists(), "JS under _static/ is loaded on every page"
+
+
+def test_two_commands_and_ci():
+    assert _readme_command("book") == "make book"
+    assert _readme_command("test") == "make test"
+    ci = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l.strip() and not l.startswith(("#", "set ", "cd "))]
+    assert ci == [_readme_command("test")]
+
+
+def test_publishing_workflow_builds_with_the_readme_book_command():
+    wf = yaml.safe_load((ROOT / ".github/workflows/book.yml").read_text())
+    steps = [s for job in wf["jobs"].values() for s in job["steps"]]
+    assert any(s.get("run", "").strip() == _readme_command("book") for s in steps)
+    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in steps)
+    assert any(s.get("with", {}).get("path") == "_build/html" for s in steps)

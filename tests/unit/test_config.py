@@ -1,0 +1,51 @@
+"""helpers.config: the profile switch, seeding, device and data directory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import config
+from helpers.errors import BookError
+
+
+def test_profile_defaults_to_quick(monkeypatch):
+    monkeypatch.delenv(config.PROFILE_ENV, raising=False)
+    assert config.get_profile() == "quick"
+    assert config.pick(1, 2) == 1
+
+
+def test_profile_switch_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv(config.PROFILE_ENV, "FULL")
+    assert config.get_profile() == "full"
+    assert config.pick("few", "many") == "many"
+    assert config.get_profile("quick") == "quick"  # an explicit argument wins
+
+
+def test_unknown_profile_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(config.PROFILE_ENV, "fast")
+    with pytest.raises(BookError, match="BOOK_PROFILE='fast'.*quick, full"):
+        config.get_profile()
+
+
+def test_seed_everything_makes_torch_and_numpy_repeatable():
+    config.seed_everything(7)
+    a = torch.rand(3), np.random.rand(3)
+    config.seed_everything(7)
+    b = torch.rand(3), np.random.rand(3)
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    config.seed_everything(8)
+    assert not torch.equal(a[0], torch.rand(3))
+
+
+def test_device_can_be_forced(monkeypatch):
+    monkeypatch.setenv(config.DEVICE_ENV, "cpu")
+    assert config.get_device() == torch.device("cpu")
+
+
+def test_data_dir_is_the_repository_data_folder_unless_overridden(monkeypatch, tmp_path, repo_root):
+    monkeypatch.delenv(config.DATA_DIR_ENV, raising=False)
+    assert config.data_dir() == repo_root / "data"
+    monkeypatch.setenv(config.DATA_DIR_ENV, str(tmp_path))
+    assert config.data_dir() == tmp_path
