@@ -1,0 +1,41 @@
+"""Aleatoric heads (chapter 2): shapes, a flat initial noise level, and gradients reaching both outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers.losses import binary_logit_noise_loss, gaussian_nll, laplace_nll, logit_noise_loss
+from helpers.models.heads import GaussianHead, LaplaceHead, LogitNoiseHead, PixelLogVarHead
+
+
+@pytest.mark.parametrize("head_cls", [GaussianHead, LaplaceHead])
+def test_regression_heads_shapes_and_initial_noise(head_cls):
+    head = head_cls(8, 3)
+    mean, log_scale = head(torch.randn(5, 8))
+    assert mean.shape == log_scale.shape == (5, 3)
+    assert torch.all(log_scale == 0.0)          # flat noise level at start, whatever the input
+
+
+def test_logit_noise_and_pixel_heads_shapes():
+    logits, log_var = LogitNoiseHead(8, 4)(torch.randn(5, 8))
+    assert logits.shape == log_var.shape == (5, 4)
+    logits, log_var = PixelLogVarHead(16, 1)(torch.randn(2, 16, 9, 7))
+    assert logits.shape == log_var.shape == (2, 1, 9, 7)
+    logits, log_var = PixelLogVarHead(16, 3)(torch.randn(2, 16, 9, 7))
+    assert logits.shape == log_var.shape == (2, 3, 9, 7)
+
+
+def test_every_head_trains_both_outputs():
+    torch.manual_seed(0)
+    h = torch.randn(6, 8)
+    cases = [(GaussianHead(8), lambda o: gaussian_nll(*o, torch.randn(6, 1))),
+             (LaplaceHead(8), lambda o: laplace_nll(*o, torch.randn(6, 1))),
+             (LogitNoiseHead(8, 3), lambda o: logit_noise_loss(*o, torch.randint(0, 3, (6,)), T=5))]
+    for head, loss_fn in cases:
+        loss_fn(head(h)).backward()
+        assert head.value.weight.grad.abs().sum() > 0 and head.log_scale.weight.grad.abs().sum() > 0
+    pix = PixelLogVarHead(8)
+    out = pix(torch.randn(2, 8, 5, 5))
+    binary_logit_noise_loss(*out, (torch.rand(2, 1, 5, 5) > 0.5).float(), T=5).backward()
+    assert pix.value.weight.grad.abs().sum() > 0 and pix.log_scale.weight.grad.abs().sum() > 0
