@@ -54,7 +54,7 @@ site-check: env browser
 
 # The data archives attached to the GitHub release (for readers who install only the package, e.g. Colab).
 data-release: env
-	$(BIN)/python -m helpers.data.registry --update --archives _build/release
+	$(BIN)/python -m helpers.data --update --archives _build/release
 
 clean:
 	rm -rf _build

@@ -2,7 +2,7 @@
 
 The repository ships the data under ``data/``. A reader who installed only the package (Colab) gets each dataset
 as one zip archive from the repository's GitHub release ``data-v1``; archives and files are checked against the
-sha256 sums in ``registry.txt`` (shipped inside the package). ``python -m helpers.data.registry --update`` rewrites
+sha256 sums in ``registry.txt`` (shipped inside the package). ``python -m helpers.data --update`` rewrites
 the registry from ``data/``; ``--archives DIR`` writes the release archives.
 """
 
@@ -127,7 +127,7 @@ def _download(dataset: str, root: Path, local_problem: str) -> Path:
 
 def build_registry(root: Path) -> str:
     """Registry text for every file under ``root``'s dataset folders (README and licence files included)."""
-    lines = ["# path sha256 -- written by `python -m helpers.data.registry --update`; do not edit by hand"]
+    lines = ["# path sha256 -- written by `python -m helpers.data --update`; do not edit by hand"]
     for ds in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in sorted(p for p in ds.rglob("*") if p.is_file()):
             lines.append(f"{path.relative_to(root).as_posix()} {sha256(path)}")
@@ -147,7 +147,7 @@ def build_archive(dataset: str, root: Path, out_dir: Path) -> Path:
 
 
 def _main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m helpers.data.registry", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m helpers.data", description=__doc__.split("\n")[0])
     parser.add_argument("--update", action="store_true", help="rewrite registry.txt from the data directory")
     parser.add_argument("--archives", type=Path, help="write the release archives into this folder")
     parser.add_argument("--verify", action="store_true", help="check every file's sha256")

@@ -19,7 +19,7 @@ from helpers.errors import DataError
 def test_every_shipped_file_is_registered_with_its_sha256(repo_root):
     data = repo_root / "data"
     on_disk = {p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file() and p.parent != data}
-    assert on_disk == set(registry.registry()), "run `python -m helpers.data.registry --update`"
+    assert on_disk == set(registry.registry()), "run `python -m helpers.data --update`"
     for ds in registry.datasets():
         assert registry.verify(ds, data) == []
 
