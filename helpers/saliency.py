@@ -1,0 +1,312 @@
+"""Attribution maps with captum, one entry point, the usual pitfalls handled inside.
+
+Taught in chapter 3 (saliency methods and their sanity checks); the retina chapter uses :func:`region_score`.
+
+``attribute(model, x, target, method)`` returns a map shaped like ``x`` (Grad-CAM: ``[N, 1, H, W]``, upsampled to
+the input size). All maps explain the model's *logit* for ``target`` (not the softmax), as in the papers:
+
+- ``"gradient"``  ∂F/∂x, signed (Simonyan et al. 2013; take ``.abs()`` for their saliency map);
+- ``"guided_backprop"``  the gradient with negative gradients stopped at every ``nn.ReLU`` (Springenberg et al. 2014);
+- ``"integrated_gradients"``  (x − x') ⊙ ∫ ∂F(x' + α(x − x'))/∂x dα along a straight path from a baseline x'
+  (Sundararajan et al. 2017), a Riemann/Gauss–Legendre sum with ``n_steps`` points;
+- ``"gradcam"``  ReLU(Σ_k α_k A^k) on a convolutional layer, α_k the spatial mean of ∂F/∂A^k (Selvaraju et al. 2017);
+- ``"occlusion"``  F(x) − F(x with a patch replaced by the baseline), spread over the patch (Zeiler & Fergus 2014).
+
+``smooth=True`` averages the map over ``nt_samples`` noisy copies of the input with captum's ``NoiseTunnel``
+(SmoothGrad, Smilkov et al. 2017); ``stdevs`` is the noise level as a fraction of the input's value range.
+
+The model is used in the mode it is given in and left in it: call ``model.eval()`` first, or compute the maps
+inside :func:`helpers.uncertainty.mc_dropout` to get one map per dropout mask.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from captum.attr import (GuidedBackprop, IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel,
+                         Occlusion, Saliency)
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from helpers.errors import BookError
+
+METHODS: tuple[str, ...] = ("gradient", "guided_backprop", "integrated_gradients", "gradcam", "occlusion")
+#: Methods whose maps have a meaningful sign (evidence for / against the class); the others are shown as magnitudes.
+SIGNED_METHODS: tuple[str, ...] = ("integrated_gradients", "occlusion")
+
+
+# --------------------------------------------------------------------------------------------------- model state
+@contextmanager
+def preserved_modes(model: nn.Module) -> Iterator[nn.Module]:
+    """Context that restores the ``training`` flag of every module of ``model`` on exit."""
+    saved = {m: m.training for m in model.modules()}
+    try:
+        yield model
+    finally:
+        for m, mode in saved.items():
+            m.training = mode
+
+
+@contextmanager
+def out_of_place_relus(model: nn.Module) -> Iterator[nn.Module]:
+    """Context in which every ``nn.ReLU`` of ``model`` has ``inplace=False``; the flags are restored on exit.
+
+    Guided backpropagation replaces the backward pass of ``nn.ReLU`` modules with a hook; an in-place ReLU
+    overwrites the tensor the hook needs and autograd raises. Taught in chapter 3.
+    """
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    saved = [m.inplace for m in relus]
+    try:
+        for m in relus:
+            m.inplace = False
+        yield model
+    finally:
+        for m, flag in zip(relus, saved):
+            m.inplace = flag
+
+
+class _CountRelu(TorchFunctionMode):
+    """Counts ReLU calls made through ``torch.relu``/``F.relu``/``Tensor.relu`` outside ``nn.ReLU`` modules."""
+
+    _NAMES = {"relu", "relu_"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.inside_module = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if not self.inside_module and getattr(func, "__name__", "") in self._NAMES:
+            self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def functional_relu_count(model: nn.Module, x: torch.Tensor) -> int:
+    """How many ReLUs run in ``model(x)`` that are *not* ``nn.ReLU`` modules (guided backprop cannot see those).
+
+    One forward pass on the first row of ``x``, without gradients, in the model's current mode.
+    """
+    counter = _CountRelu()
+
+    def enter(*_):
+        counter.inside_module += 1
+
+    def leave(*_):
+        counter.inside_module -= 1
+
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+    hooks = [m.register_forward_pre_hook(enter) for m in relus] + [m.register_forward_hook(leave) for m in relus]
+    try:
+        with torch.no_grad(), counter:
+            model(x[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    return counter.calls
+
+
+# --------------------------------------------------------------------------------------------------- baselines
+def last_conv_layer(model: nn.Module) -> nn.Module:
+    """The last ``nn.Conv2d`` of ``model`` in registration order (Grad-CAM's default layer)."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise BookError(f"{type(model).__name__} has no nn.Conv2d layer: pass layer=... to use Grad-CAM")
+    return convs[-1]
+
+
+def make_baseline(x: torch.Tensor, kind: str = "black", *, sigma: float = 5.0,
+                  mean_image: torch.Tensor | None = None) -> torch.Tensor:
+    """A baseline x' for integrated gradients (and the fill value of occlusion), shaped like ``x``.
+
+    ``"black"``: zeros (black only if 0 means black in your normalisation); ``"blur"``: ``x`` blurred with a
+    Gaussian of standard deviation ``sigma`` pixels (keeps anatomy, removes fine detail; Sturmfels et al. 2020);
+    ``"mean"``: ``mean_image`` (e.g. the training-set mean) broadcast to ``x``. Taught in chapter 3.
+    """
+    if kind == "black":
+        return torch.zeros_like(x)
+    if kind == "blur":
+        k = int(2 * round(3 * sigma) + 1)
+        k = min(k, 2 * (min(x.shape[-2:]) // 2) - 1)
+        from torchvision.transforms.functional import gaussian_blur
+        return gaussian_blur(x, kernel_size=[k, k], sigma=[sigma, sigma])
+    if kind == "mean":
+        if mean_image is None:
+            raise BookError("make_baseline(kind='mean') needs mean_image=, e.g. x_train.mean(0, keepdim=True)")
+        return mean_image.to(x).expand_as(x).clone()
+    raise BookError(f"baseline kind {kind!r}: use 'black', 'blur' or 'mean'")
+
+
+def _as_baseline(baseline, x: torch.Tensor) -> torch.Tensor | float:
+    if baseline is None:
+        return 0.0
+    if isinstance(baseline, str):
+        return make_baseline(x, baseline)
+    if isinstance(baseline, (int, float)):
+        return float(baseline)
+    b = baseline.to(x)
+    return b.expand_as(x) if b.shape != x.shape else b
+
+
+# --------------------------------------------------------------------------------------------------- attribute
+def attribute(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | torch.Tensor, method: str, *,
+              smooth: bool = False, baseline: torch.Tensor | float | str | None = None, n_steps: int = 50,
+              internal_batch_size: int | None = None, nt_samples: int = 10, stdevs: float = 0.15,
+              layer: nn.Module | None = None, **kwargs) -> torch.Tensor:
+    """Attribution map of ``model``'s logit ``target`` for the batch ``x`` (``[N, C, H, W]``, grey or RGB).
+
+    ``method``: one of :data:`METHODS` (see the module docstring for what each computes). ``baseline``: the
+    reference input x' of integrated gradients and the fill of occlusion: None (zeros), a number, a tensor
+    broadcastable to ``x``, or ``"black"``/``"blur"``/``"mean"`` (see :func:`make_baseline`). ``n_steps`` and
+    ``internal_batch_size`` (rows per forward pass, to bound memory) are for integrated gradients. ``layer`` is
+    Grad-CAM's layer (default: the last ``nn.Conv2d``). ``smooth=True``: SmoothGrad with ``nt_samples`` noisy
+    copies, noise standard deviation ``stdevs`` × (max − min of ``x``). Other keyword arguments go to captum's
+    ``attribute`` (e.g. ``sliding_window_shapes``, ``strides`` for occlusion).
+
+    Returns a detached tensor shaped like ``x`` (Grad-CAM: ``[N, 1, H, W]``); a 3-D ``x`` is treated as one image.
+    Taught in chapter 3.
+    """
+    if method not in METHODS:
+        raise BookError(f"method={method!r}: use one of {', '.join(METHODS)}")
+    if x.dim() == 3:
+        return attribute(model, x.unsqueeze(0), target, method, smooth=smooth, baseline=baseline, n_steps=n_steps,
+                         internal_batch_size=internal_batch_size, nt_samples=nt_samples, stdevs=stdevs,
+                         layer=layer, **kwargs)[0]
+    if x.dim() != 4:
+        raise BookError(f"x has shape {tuple(x.shape)}: expected a batch of images [N, C, H, W]")
+    if isinstance(model, RegionScore) and model.mask.dim() == 4 and model.mask.shape[0] > 1:
+        return _per_image_region(model, x, target, method, smooth=smooth, baseline=baseline, n_steps=n_steps,
+                                 internal_batch_size=internal_batch_size, nt_samples=nt_samples, stdevs=stdevs,
+                                 layer=layer, **kwargs)
+    x = x.detach().clone().requires_grad_(True)
+    if isinstance(target, torch.Tensor):
+        target = target.to(x.device).long()
+    elif not isinstance(target, int):
+        target = torch.as_tensor(list(target), device=x.device).long()
+    with preserved_modes(model):
+        if method == "guided_backprop":
+            n_functional = functional_relu_count(model, x.detach())
+            if n_functional:
+                warnings.warn(f"{type(model).__name__} applies {n_functional} ReLU(s) as functions (F.relu/torch.relu),"
+                              " not nn.ReLU modules: guided backpropagation cannot modify their backward pass, so the"
+                              " map is partly a plain gradient. Use nn.ReLU modules.", stacklevel=2)
+            with out_of_place_relus(model), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+                out = _run(model, x, target, method, smooth, baseline, n_steps, internal_batch_size, nt_samples,
+                           stdevs, layer, kwargs)
+        else:
+            out = _run(model, x, target, method, smooth, baseline, n_steps, internal_batch_size, nt_samples,
+                       stdevs, layer, kwargs)
+    if method == "gradcam":
+        out = LayerAttribution.interpolate(out, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    return out.detach().to(x.dtype)
+
+
+def _run(model, x, target, method, smooth, baseline, n_steps, internal_batch_size, nt_samples, stdevs, layer,
+         kwargs) -> torch.Tensor:
+    extra: dict = dict(kwargs)
+    if method == "gradient":
+        algo = Saliency(model)
+        extra.setdefault("abs", False)
+    elif method == "guided_backprop":
+        algo = GuidedBackprop(model)
+    elif method == "integrated_gradients":
+        algo = IntegratedGradients(model)
+        extra.update(baselines=_as_baseline(baseline, x), n_steps=n_steps, internal_batch_size=internal_batch_size)
+    elif method == "gradcam":
+        algo = LayerGradCam(model, layer if layer is not None else last_conv_layer(model))
+        extra.setdefault("relu_attributions", True)
+    else:  # occlusion
+        algo = Occlusion(model)
+        h, w = x.shape[-2:]
+        k = max(3, min(h, w) // 8)
+        extra.setdefault("sliding_window_shapes", (x.shape[1], k, k))
+        extra.setdefault("strides", (x.shape[1], max(1, k // 2), max(1, k // 2)))
+        extra.setdefault("baselines", _as_baseline(baseline, x))
+        extra.setdefault("perturbations_per_eval", max(1, 256 // x.shape[0]))  # many patches per forward pass
+    if not smooth:
+        return algo.attribute(x, target=target, **extra)
+    spread = float((x.detach().amax() - x.detach().amin()).item()) or 1.0
+    return NoiseTunnel(algo).attribute(x, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=stdevs * spread,
+                                       target=target, **extra)
+
+
+# --------------------------------------------------------------------------------------------------- regions
+class RegionScore(nn.Module):
+    """``[N, 1]`` = mean logit of ``channel`` inside a region, from a segmentation model. See :func:`region_score`."""
+
+    def __init__(self, model: nn.Module, region_mask: torch.Tensor, channel: int = 0) -> None:
+        super().__init__()
+        mask = torch.as_tensor(region_mask).bool()
+        if mask.dim() == 2:
+            mask = mask[None, None]
+        if mask.dim() != 4 or mask.shape[1] != 1:
+            raise BookError(f"region_mask has shape {tuple(mask.shape)}: expected [H, W] or [N, 1, H, W]")
+        if (mask.flatten(1).sum(1) == 0).any():
+            raise BookError("region_mask is empty (for at least one image): choose a region with pixels in it")
+        self.model = model
+        self.channel = channel
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        logits = out[0] if isinstance(out, (tuple, list)) else out
+        if logits.dim() != 4:
+            raise BookError(f"the wrapped model returned shape {tuple(logits.shape)}: expected [N, C, H, W] logits")
+        if self.mask.shape[-2:] != logits.shape[-2:]:
+            raise BookError(f"region_mask is {tuple(self.mask.shape[-2:])} but the logits are "
+                            f"{tuple(logits.shape[-2:])}: give a mask of the output's size")
+        mask = self.mask.to(logits.device)
+        if mask.shape[0] not in (1, logits.shape[0]):
+            raise BookError(f"region_mask holds {mask.shape[0]} masks for a batch of {logits.shape[0]}")
+        m = mask.to(logits.dtype)
+        score = (logits[:, self.channel:self.channel + 1] * m).flatten(1).sum(1) / m.flatten(1).sum(1)
+        return score[:, None]
+
+
+def region_score(model: nn.Module, region_mask: torch.Tensor, channel: int = 0) -> nn.Module:
+    """Wrap a segmentation model so it returns ``[N, 1]``: the mean logit of ``channel`` inside ``region_mask``.
+
+    ``model`` returns ``[N, C, H, W]`` logits (or a tuple whose first element is them); ``region_mask`` is a bool
+    ``[H, W]`` (one region for every image) or ``[N, 1, H, W]`` (one per image). Then
+    ``attribute(region_score(unet, m), x, target=0, method="integrated_gradients")`` explains the segmentation
+    inside ``m``. Taught in chapter 3; used in the retina chapter.
+    """
+    return RegionScore(model, region_mask, channel)
+
+
+def _per_image_region(model: RegionScore, x: torch.Tensor, target, method: str, **kw) -> torch.Tensor:
+    """Per-image masks: attribute one image at a time (captum's batch expansions would misalign the masks)."""
+    if model.mask.shape[0] != x.shape[0]:
+        raise BookError(f"region_mask holds {model.mask.shape[0]} masks for a batch of {x.shape[0]} images")
+    maps = []
+    for i in range(x.shape[0]):
+        single = RegionScore(model.model, model.mask[i:i + 1], model.channel)
+        maps.append(attribute(single, x[i:i + 1], target, method, **kw))
+    return torch.cat(maps)
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+def to_2d(attr: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+    """Collapse the channels of maps ``[N, C, H, W]`` to ``[N, H, W]``: ``"sum"`` (signed), ``"abs"`` (Σ|·|)."""
+    if reduce == "sum":
+        return attr.sum(1)
+    if reduce == "abs":
+        return attr.abs().sum(1)
+    raise BookError(f"reduce={reduce!r}: use 'sum' or 'abs'")
+
+
+def evidence(attr: torch.Tensor, method: str) -> torch.Tensor:
+    """The ``[N, H, W]`` map used to rank pixels: signed for :data:`SIGNED_METHODS` and Grad-CAM, else |·|.
+
+    The sign of a plain or guided gradient says which way a pixel should change, not whether it is evidence,
+    so those maps are ranked by magnitude. Taught in chapter 3.
+    """
+    return to_2d(attr, "sum" if method in SIGNED_METHODS + ("gradcam",) else "abs")
+
+
+__all__ = ["METHODS", "SIGNED_METHODS", "RegionScore", "attribute", "evidence", "functional_relu_count",
+           "last_conv_layer", "make_baseline", "out_of_place_relus", "preserved_modes", "region_score", "to_2d"]

@@ -1,0 +1,153 @@
+"""helpers.saliency: each method checked against a closed form or a library identity (chapter 3)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers.errors import BookError
+from helpers.metrics.attribution import ig_completeness
+from helpers.models.cnn import SmallCNN
+from helpers.saliency import METHODS, attribute, functional_relu_count, make_baseline, region_score
+
+
+class Linear(nn.Module):
+    """F(x) = W · vec(x) + c, two outputs."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.fc = nn.Linear(int(torch.tensor(shape).prod()), 2)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_ig_on_a_linear_model_is_exactly_input_minus_baseline_times_weight():
+    torch.manual_seed(0)
+    model = Linear((3, 5, 5)).double()
+    x, b = torch.randn(4, 3, 5, 5, dtype=torch.double), torch.randn(1, 3, 5, 5, dtype=torch.double)
+    ig = attribute(model, x, 1, "integrated_gradients", baseline=b, n_steps=7, internal_batch_size=8)
+    expected = (x - b) * model.fc.weight[1].reshape(1, 3, 5, 5)
+    torch.testing.assert_close(ig, expected.detach(), rtol=1e-10, atol=1e-12)
+
+
+def test_occlusion_with_one_pixel_windows_on_a_linear_model_is_input_times_weight():
+    torch.manual_seed(0)
+    model = Linear((1, 6, 6)).double()
+    x = torch.randn(2, 1, 6, 6, dtype=torch.double)
+    occ = attribute(model, x, 0, "occlusion", sliding_window_shapes=(1, 1, 1), strides=(1, 1, 1))
+    torch.testing.assert_close(occ, (x * model.fc.weight[0].reshape(1, 1, 6, 6)).detach())
+
+
+def test_guided_backprop_zeroes_negative_gradients_at_every_relu():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(inplace=True), nn.Linear(8, 2)).double()
+    x = torch.randn(5, 6, dtype=torch.double)
+    # guided backprop by hand: the gradient reaching the ReLU is clipped at zero, then masked by the forward pass
+    h = net[0](x)
+    g_relu_out = net[2].weight[1].expand(5, 8)
+    g_x = (g_relu_out.clamp_min(0) * (h > 0)) @ net[0].weight
+    wrapped = nn.Sequential(nn.Flatten(), net)
+    guided = attribute(wrapped, x.reshape(5, 1, 2, 3), 1, "guided_backprop").reshape(5, 6)
+    torch.testing.assert_close(guided, g_x.detach())
+    plain = attribute(wrapped, x.reshape(5, 1, 2, 3), 1, "gradient").reshape(5, 6)
+    assert not torch.allclose(guided, plain), "guided backprop must differ from the plain gradient here"
+    assert net[1].inplace is True, "the caller's in-place ReLU flag must be restored"
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_model_mode_is_left_as_given(mode):
+    model = SmallCNN(width=4, depth=2)
+    getattr(model, mode)()
+    before = {n: m.training for n, m in model.named_modules()}
+    x = torch.rand(2, 1, 16, 16)
+    for method in METHODS:
+        attribute(model, x, 0, method, n_steps=4)
+    assert {n: m.training for n, m in model.named_modules()} == before
+
+
+def test_functional_relu_triggers_a_warning():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 3, 3, padding=1)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(F.relu(self.conv(x)).mean((2, 3)))
+
+    x = torch.rand(2, 1, 8, 8)
+    assert functional_relu_count(Functional(), x) == 1
+    assert functional_relu_count(SmallCNN(width=4, depth=2), x) == 0
+    with pytest.warns(UserWarning, match="ReLU"):
+        attribute(Functional(), x, 0, "guided_backprop")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_shapes_for_grey_and_rgb(channels):
+    model = SmallCNN(in_channels=channels, width=4, depth=2).eval()
+    x = torch.rand(3, channels, 16, 16)
+    for method in METHODS:
+        out = attribute(model, x, torch.tensor([0, 1, 0]), method, n_steps=4)
+        expected = (3, 1, 16, 16) if method == "gradcam" else tuple(x.shape)
+        assert tuple(out.shape) == expected, method
+        assert torch.isfinite(out).all() and not out.requires_grad
+    assert tuple(attribute(model, x[0], 1, "gradient").shape) == (channels, 16, 16)
+    assert (attribute(model, x, 1, "gradcam", layer=model.cam_layer) >= 0).all()
+
+
+def test_smoothgrad_without_noise_is_the_plain_map():
+    model = SmallCNN(width=4, depth=2).eval()
+    x = torch.rand(2, 1, 16, 16)
+    plain = attribute(model, x, 1, "gradient")
+    torch.testing.assert_close(attribute(model, x, 1, "gradient", smooth=True, nt_samples=3, stdevs=0.0), plain)
+    noisy = attribute(model, x, 1, "gradient", smooth=True, nt_samples=3, stdevs=0.2)
+    assert not torch.allclose(noisy, plain)
+
+
+def test_region_score_is_the_mean_logit_in_the_region_and_ig_completes_it():
+    torch.manual_seed(0)
+    seg = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 2, 1)).double()
+    x = torch.rand(3, 1, 10, 10, dtype=torch.double)
+    mask = torch.zeros(10, 10, dtype=torch.bool)
+    mask[2:5, 3:7] = True
+    score = region_score(seg, mask, channel=1)
+    torch.testing.assert_close(score(x)[:, 0], seg(x)[:, 1][:, mask].mean(1))
+    tupled = region_score(_Tuple(seg), mask, channel=1)
+    torch.testing.assert_close(tupled(x), score(x))
+    res = ig_completeness(score, x, 0, n_steps=64)
+    assert res["relative_error"].max() < 1e-3
+    per_image = mask[None, None].repeat(3, 1, 1, 1)
+    per_image[1, 0] = False
+    per_image[1, 0, 0:2, 0:2] = True
+    ig = attribute(region_score(seg, per_image, channel=1), x, 0, "integrated_gradients", n_steps=64)
+    ig_1 = attribute(region_score(seg, per_image[1, 0], channel=1), x[1:2], 0, "integrated_gradients", n_steps=64)
+    torch.testing.assert_close(ig[1:2], ig_1)
+    with pytest.raises(BookError, match="empty"):
+        region_score(seg, torch.zeros(10, 10, dtype=torch.bool))
+
+
+class _Tuple(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x), None
+
+
+def test_baselines():
+    x = torch.rand(2, 1, 32, 32)
+    assert (make_baseline(x, "black") == 0).all()
+    blur = make_baseline(x, "blur", sigma=3)
+    assert blur.shape == x.shape and blur.std() < x.std()
+    mean = make_baseline(x, "mean", mean_image=x.mean(0, keepdim=True))
+    torch.testing.assert_close(mean[0], x.mean(0))
+    with pytest.raises(BookError):
+        make_baseline(x, "mean")
+    with pytest.raises(BookError, match="method"):
+        attribute(SmallCNN(width=4, depth=2), x, 0, "lime")
