@@ -17,7 +17,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 book: env
 	@start=$$(date +%s); \
-	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going --builder html && \
+	$(BIN)/jupyter-book build . --all --warningiserror --nitpick --keep-going --builder html && \
 	echo "Built in $$(( $$(date +%s) - start )) s. Open file://$(CURDIR)/_build/html/index.html in a browser."
 
 test: env browser
