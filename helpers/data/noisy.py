@@ -18,18 +18,18 @@ from helpers.errors import BookError
 
 
 def heteroscedastic_1d_truth(x) -> tuple[torch.Tensor, torch.Tensor]:
-    """The true mean f(x) = sin(1.5 x) + 0.3 x and noise standard deviation σ(x) = 0.05 + 0.1 (x + 4)⁺ of
+    """The true mean f(x) = sin(1.5 x) + 0.3 x and noise standard deviation σ(x) = 0.02 + 0.08 (x + 4)⁺ of
     :func:`heteroscedastic_1d`."""
     x = torch.as_tensor(x, dtype=torch.float32)
-    return torch.sin(1.5 * x) + 0.3 * x, 0.05 + 0.1 * (x + 4).clamp_min(0)
+    return torch.sin(1.5 * x) + 0.3 * x, 0.02 + 0.08 * (x + 4).clamp_min(0)
 
 
 def heteroscedastic_1d(n: int = 600, x_range: tuple[float, float] = (-4.0, 4.0),
-                       gap: tuple[float, float] | None = (0.5, 2.0), seed: int = 0
+                       gap: tuple[float, float] | None = (-2.5, 0.0), seed: int = 0
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` points ``(x [n, 1], y [n, 1])``: x uniform on ``x_range`` outside ``gap``, y = f(x) + σ(x)·ε.
 
-    The noise σ(x) grows from 0.05 at x = −4 to 0.85 at x = 4 (:func:`heteroscedastic_1d_truth`): an aleatoric head
+    The noise σ(x) grows from 0.02 at x = −4 to 0.66 at x = 4 (:func:`heteroscedastic_1d_truth`): an aleatoric head
     should follow it, while MC dropout's epistemic band should open in the gap and outside ``x_range``.
     Taught in chapter 2, section "Regression head".
     """

@@ -79,4 +79,22 @@ class PixelLogVarHead(_TwoOutputHead):
         self.in_channels, self.out_channels = in_channels, out_channels
 
 
-__all__ = ["GaussianHead", "LaplaceHead", "LogitNoiseHead", "PixelLogVarHead"]
+@torch.no_grad()
+def logit_noise_probs(logits: torch.Tensor, log_var: torch.Tensor, T: int = 100, *, binary: bool = False,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """The predictive probabilities of a logit-noise head: softmax(logits + σ·ε) averaged over ``T`` draws of ε.
+
+    ``logits``, ``log_var``: ``[N, C, ...]``; returns ``[N, C, ...]`` probabilities. With ``binary=True`` the single
+    channel is a sigmoid logit and the result is the probability of the foreground, ``[N, 1, ...]``.
+    Combined with MC dropout, call it once per dropout sample (e.g. as the ``transform`` of
+    :func:`helpers.uncertainty.mc_samples`). Taught in chapter 2, section "Classification head".
+    """
+    std = torch.exp(0.5 * log_var)
+    device = generator.device if generator is not None else logits.device
+    eps = torch.randn((T, *torch.broadcast_shapes(logits.shape, log_var.shape)), generator=generator,
+                      device=device, dtype=logits.dtype).to(logits.device)
+    noisy = logits.unsqueeze(0) + std.unsqueeze(0) * eps
+    return (torch.sigmoid(noisy) if binary else torch.softmax(noisy, dim=2)).mean(0)
+
+
+__all__ = ["GaussianHead", "LaplaceHead", "LogitNoiseHead", "PixelLogVarHead", "logit_noise_probs"]

@@ -114,3 +114,18 @@ def test_regression_calibration_curve_on_diagonal_for_true_model():
     assert np.allclose(observed, levels, atol=0.01)
     _, narrow = regression_calibration_curve(m, s / 2, y)
     assert np.all(narrow < levels)
+
+
+def test_synthetic_problems_know_their_noise():
+    """The generators' ground truth is calibrated: true σ gives the nominal coverage, true p gives ECE ≈ 0."""
+    from helpers.data.noisy import ambiguous_blobs, heteroscedastic_1d, heteroscedastic_1d_truth, label_noise_2d
+
+    x, y = heteroscedastic_1d(20_000, seed=3)
+    assert not ((x > -2.5) & (x < 0.0)).any()              # the gap is empty
+    mean, std = heteroscedastic_1d_truth(x)
+    levels, observed = regression_calibration_curve(mean, std, y)
+    assert np.allclose(observed, levels, atol=0.015)
+    _, mask, prob = ambiguous_blobs(300, seed=4)
+    assert expected_calibration_error(prob.flatten(), mask.flatten().long()) < 0.01
+    _, labels, noisy = label_noise_2d(20_000, flip=0.5, seed=5)
+    assert labels[noisy].float().mean().item() == pytest.approx(0.5, abs=0.03)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from helpers.losses import binary_logit_noise_loss, gaussian_nll, laplace_nll, logit_noise_loss
-from helpers.models.heads import GaussianHead, LaplaceHead, LogitNoiseHead, PixelLogVarHead
+from helpers.models.heads import GaussianHead, LaplaceHead, LogitNoiseHead, PixelLogVarHead, logit_noise_probs
 
 
 @pytest.mark.parametrize("head_cls", [GaussianHead, LaplaceHead])
@@ -39,3 +39,19 @@ def test_every_head_trains_both_outputs():
     out = pix(torch.randn(2, 8, 5, 5))
     binary_logit_noise_loss(*out, (torch.rand(2, 1, 5, 5) > 0.5).float(), T=5).backward()
     assert pix.value.weight.grad.abs().sum() > 0 and pix.log_scale.weight.grad.abs().sum() > 0
+
+
+def test_logit_noise_probs_limits():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(7, 3, generator=g)
+    assert torch.allclose(logit_noise_probs(logits, torch.full_like(logits, -40.0), T=4), logits.softmax(1),
+                          atol=1e-6)
+    p = logit_noise_probs(logits, torch.full_like(logits, 2.0), T=50, generator=g)
+    assert torch.allclose(p.sum(1), torch.ones(7), atol=1e-6)
+    # Noise pulls the probabilities towards uniform (in expectation): the entropy of the average rises.
+    ent = lambda q: -(q * q.log()).sum(1)
+    assert torch.all(ent(logit_noise_probs(logits, torch.full_like(logits, 4.0), T=4000, generator=g))
+                     > ent(logits.softmax(1)))
+    z = torch.tensor([[[[3.0]]]])
+    assert logit_noise_probs(z, torch.tensor([[[[-40.0]]]]), T=3, binary=True).item() == pytest.approx(
+        torch.sigmoid(z).item(), abs=1e-6)
