@@ -1,0 +1,298 @@
+"""A compact U-Net for vessel segmentation, with MC dropout where it carries information and a per-pixel
+log-variance output (aleatoric uncertainty). Taught in chapter 4.
+
+The network follows Ronneberger et al. (2015) with nine convolution blocks: four on the way down, one at the
+bottom, four on the way up, joined by skip connections. Each block is two 3×3 convolutions with batch
+normalisation and ReLU. Dropout (``nn.Dropout2d``, whole feature maps) is placed by ``dropout``:
+
+``"decoder"``     before every up-block, down to full resolution (the default: MC samples then differ at
+                  the resolution of thin vessels);
+``"bottleneck"``  only in the deepest (lowest-resolution) blocks, the common placement that gives almost no
+                  MC spread;
+``"all"``         before every block; ``"none"``: no dropout (no MC sampling possible).
+
+With ``log_var=True`` the forward pass returns ``(logits, log_var)``: the logit and the log of a per-pixel
+logit-noise variance, trained with the logit-noise loss of Kendall & Gal (2017).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from helpers.errors import BookError
+from helpers.losses import binary_logit_noise_loss, soft_dice_loss
+from helpers.models.heads import PixelLogVarHead
+from helpers.uncertainty import classification_summary, mc_samples
+
+PLACEMENTS = ("decoder", "bottleneck", "all", "none")
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Two 3×3 convolutions, each followed by batch normalisation and ReLU (one U-Net block)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True))
+
+
+class UNet(nn.Module):
+    """U-Net with ``levels`` resolutions (``levels=5``: the nine-block network), ``base`` channels at full
+    resolution doubling per level, dropout rate ``p`` placed by ``dropout`` (see the module docstring).
+
+    ``forward(x)`` returns logits ``[N, 1, H, W]``, or ``(logits, log_var)`` with ``log_var=True``. H and W must
+    be multiples of ``2 ** (levels - 1)`` (see :func:`pad_to_multiple`). Taught in chapter 4.
+    """
+
+    def __init__(self, in_channels: int = 1, base: int = 16, levels: int = 5, p: float = 0.1,
+                 dropout: str = "decoder", log_var: bool = True):
+        super().__init__()
+        if dropout not in PLACEMENTS:
+            raise BookError(f"dropout={dropout!r}: use one of {', '.join(PLACEMENTS)}")
+        self.levels, self.p, self.placement, self.has_log_var = levels, p, dropout, log_var
+        widths = [base * 2 ** i for i in range(levels)]
+
+        def drop(where: str, deep: bool) -> nn.Module:
+            on = (dropout == "all" or dropout == where or (dropout == "bottleneck" and deep)) and p > 0
+            return nn.Dropout2d(p) if on else nn.Identity()
+
+        self.down = nn.ModuleList()
+        for i, w in enumerate(widths[:-1]):
+            self.down.append(nn.Sequential(drop("encoder", i == levels - 2), conv_block(widths[i - 1] if i else
+                                                                                       in_channels, w)))
+        self.bottom = nn.Sequential(drop("bottleneck", True), conv_block(widths[-2], widths[-1]))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
+                                for i in reversed(range(levels - 1)))
+        self.dec = nn.ModuleList(nn.Sequential(drop("decoder", i == levels - 2), conv_block(2 * widths[i],
+                                                                                            widths[i]))
+                                 for i in reversed(range(levels - 1)))
+        self.head = PixelLogVarHead(widths[0], 1) if log_var else nn.Conv2d(widths[0], 1, 1)
+
+    def forward(self, x: torch.Tensor):
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottom(x)
+        for up, block in zip(self.up, self.dec):
+            x = block(torch.cat([up(x), skips.pop()], 1))
+        if self.has_log_var:
+            logits, log_var = self.head(x)  # chapter 2's per-pixel head
+            return logits, log_var.clamp(-10.0, 10.0)
+        return self.head(x)
+
+
+def logits_of(output) -> torch.Tensor:
+    """The logits of a model output that is either a tensor or ``(logits, log_var)``."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Zero-pad ``x [N, C, H, W]`` at the bottom and right to multiples of ``multiple``; returns the original
+    ``(H, W)`` to crop the output back with ``y[..., :H, :W]``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return F.pad(x, (0, pw, 0, ph)), (h, w)
+
+
+def segmentation_loss(output, target: torch.Tensor, fov: torch.Tensor, *, aleatoric_weight: float = 1.0,
+                      T: int = 20) -> torch.Tensor:
+    """Soft Dice loss of the vessel probabilities inside the field of view (Milletari et al. 2016), plus, for a
+    model with a log-variance output, ``aleatoric_weight`` times the logit-noise loss of Kendall & Gal (2017)
+    with ``T`` noise samples, also inside the field of view. Taught in chapter 4."""
+    logits = logits_of(output)
+    loss = soft_dice_loss(torch.sigmoid(logits), target, mask=fov)
+    if isinstance(output, tuple) and aleatoric_weight > 0:
+        loss = loss + aleatoric_weight * binary_logit_noise_loss(logits, output[1], target, T=T, mask=fov)
+    return loss
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, *, T: int = 20, chunk_size: int = 4,
+            modules: list[nn.Module] | None = None) -> dict[str, torch.Tensor]:
+    """Vessel probabilities and uncertainty maps of ``model`` for images ``x [N, 1, H, W]`` (padded inside).
+
+    Returns ``single`` (one deterministic pass, dropout off), ``single_entropy`` (its binary entropy, the free
+    baseline), and from ``T`` MC-dropout passes: ``probs`` (the mean), ``entropy`` (predictive entropy),
+    ``mutual_information`` (epistemic, BALD), and, with a log-variance output, ``aleatoric`` (the mean predicted
+    logit-noise variance). ``modules`` restricts MC dropout to some dropout modules (the others stay off).
+    All maps are ``[N, 1, H, W]``. Taught in chapter 4.
+    """
+    xp, (h, w) = pad_to_multiple(x, 2 ** (getattr(model, "levels", 5) - 1))
+    was_training = model.training
+    model.eval()
+    out = model(xp)
+    single = torch.sigmoid(logits_of(out))[..., :h, :w]
+    two = torch.cat([1 - single, single], 1)
+    result = {"single": single, "single_entropy": classification_summary(two[None])["predictive_entropy"][:, None]}
+
+    def both(o) -> torch.Tensor:
+        return torch.cat(o, 1) if isinstance(o, tuple) else o
+
+    if modules is not None:
+        keep = {m: m.p for m in _dropouts(model)}
+        for m in keep:
+            m.p = keep[m] if m in modules else 0.0
+    try:
+        samples = mc_samples(model, xp, T, chunk_size=chunk_size, transform=both)[..., :h, :w]
+    finally:
+        if modules is not None:
+            for m, p in keep.items():
+                m.p = p
+    probs = torch.sigmoid(samples[:, :, :1])
+    summary = classification_summary(torch.cat([1 - probs, probs], 2))
+    result.update(probs=summary["mean"][:, 1:], entropy=summary["predictive_entropy"][:, None],
+                  mutual_information=summary["mutual_information"][:, None], samples=probs[:, :, 0])
+    if samples.shape[2] == 2:
+        result["aleatoric"] = samples[:, :, 1:].exp().mean(0)
+    model.train(was_training)
+    return result
+
+
+def _dropouts(model: nn.Module) -> list[nn.Module]:
+    from helpers.uncertainty import dropout_modules
+
+    return dropout_modules(model)
+
+
+def dropout_groups(model: UNet) -> dict[str, list[nn.Module]]:
+    """The dropout modules of a :class:`UNet` grouped by place: ``deep`` (the two lowest resolutions) and
+    ``shallow`` (the others), to see where the MC spread comes from."""
+    groups: dict[str, list[nn.Module]] = {"deep": [], "shallow": []}
+    for i, block in enumerate(model.down):
+        if isinstance(block[0], nn.Dropout2d):
+            groups["deep" if i == model.levels - 2 else "shallow"].append(block[0])
+    if isinstance(model.bottom[0], nn.Dropout2d):
+        groups["deep"].append(model.bottom[0])
+    for i, block in enumerate(model.dec):
+        if isinstance(block[0], nn.Dropout2d):
+            groups["deep" if i == 0 else "shallow"].append(block[0])
+    return groups
+
+
+def train_unet(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fov: torch.Tensor, *, steps: int,
+               patch: int = 128, batch: int = 8, lr: float = 3e-3, generator: torch.Generator | None = None,
+               val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, eval_every: int = 25,
+               progress: bool = True, loss_fn: Callable = segmentation_loss) -> dict[str, list[float]]:
+    """Train on random augmented ``patch``×``patch`` crops (Adam, one-cycle learning rate) for ``steps`` steps.
+
+    Returns the learning curves: ``step``, ``train_dice_loss`` (soft Dice loss of the training batches, mean
+    since the last evaluation) and, with ``val``, ``val_dice_loss`` (on the full validation images, dropout
+    off). Taught in chapter 4.
+    """
+    from tqdm.auto import tqdm
+
+    from helpers.data.retina import augment, random_patches
+    gen = generator or torch.Generator().manual_seed(0)
+    model.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    curves: dict[str, list[float]] = {"step": [], "train_dice_loss": [], "val_dice_loss": []}
+    running: list[float] = []
+    bar = tqdm(range(1, steps + 1), desc="training", disable=not progress)
+    for step in bar:
+        model.train()
+        xb, yb, fb = augment(random_patches((x, y, fov), patch, batch, gen), gen)
+        out = model(xb.contiguous(memory_format=torch.channels_last))
+        loss = loss_fn(out, yb, fb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            running.append(float(soft_dice_loss(torch.sigmoid(logits_of(out)), yb, mask=fb)))
+        if step % eval_every == 0 or step == steps:
+            curves["step"].append(step)
+            curves["train_dice_loss"].append(sum(running) / len(running))
+            running = []
+            if val is not None:
+                curves["val_dice_loss"].append(dice_loss_of(model, *val))
+            bar.set_postfix(train=f"{curves['train_dice_loss'][-1]:.3f}",
+                            val=f"{curves['val_dice_loss'][-1]:.3f}" if val is not None else "-")
+    model.eval()
+    return curves
+
+
+@torch.no_grad()
+def dice_loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fov: torch.Tensor) -> float:
+    """Soft Dice loss of ``model`` (eval mode) on full images, averaged over images."""
+    was = model.training
+    model.eval()
+    xp, (h, w) = pad_to_multiple(x, 2 ** (getattr(model, "levels", 5) - 1))
+    probs = torch.cat([torch.sigmoid(logits_of(model(xp[i:i + 2])))[..., :h, :w] for i in range(0, len(x), 2)])
+    model.train(was)
+    return float(soft_dice_loss(probs, y, mask=fov))
+
+
+__all__ = ["PLACEMENTS", "UNet", "conv_block", "dice_loss_of", "dropout_groups", "logits_of", "pad_to_multiple",
+           "predict", "predict_images", "recipe", "save_checkpoint", "load_checkpoint", "segmentation_loss", "train_unet"]
+
+
+def recipe(profile: str | None = None) -> dict:
+    """The training recipe of chapter 4 and ``python -m helpers retina`` for the active profile: image
+    ``scale``, ``steps`` of Adam on ``batch`` random ``patch``-pixel crops at learning rate ``lr``, the U-Net's
+    ``base`` width, dropout rate ``p`` and placement, and ``T`` MC samples at test time."""
+    from helpers.config import pick
+
+    return {"scale": pick(0.5, 1.0, profile), "steps": pick(300, 4000, profile), "patch": pick(128, 128, profile),
+            "batch": 8, "lr": 3e-3, "base": 16, "p": 0.1, "dropout": "decoder", "T": pick(16, 32, profile)}
+
+
+# ------------------------------------------------------------------------------------ whole images, checkpoints
+@torch.no_grad()
+def predict_images(model: nn.Module, samples: list, *, scale: float = 1.0, T: int = 20, chunk_size: int = 4,
+                   progress: bool = False) -> list[dict[str, "np.ndarray"]]:
+    """:func:`predict` for each :class:`~helpers.data.retina.RetinaImage`, run at ``scale`` and resized back to
+    the image's own size (bilinear), as NumPy ``H×W`` maps; the MC ``samples`` are dropped. Metrics are then
+    computed against the original, full-resolution masks. Taught in chapter 4."""
+    from tqdm.auto import tqdm
+
+    from helpers.data.retina import to_tensors
+
+    device = next(model.parameters()).device
+    out = []
+    for s in tqdm(samples, desc="MC prediction", disable=not progress):
+        x, _, _ = to_tensors([s], scale)
+        maps = predict(model, x.to(device), T=T, chunk_size=chunk_size)
+        maps.pop("samples")
+        out.append({k: F.interpolate(v.float().cpu(), size=s.shape, mode="bilinear", align_corners=False
+                                     )[0, 0].numpy() for k, v in maps.items()})
+    return out
+
+
+def save_checkpoint(model: UNet, path, **meta) -> None:
+    """Save a :class:`UNet`'s weights, its constructor arguments and ``meta`` (plain numbers and strings)."""
+    from pathlib import Path
+
+    config = {"base": model.down[0][1][0].out_channels, "levels": model.levels, "p": model.p,
+              "dropout": model.placement, "log_var": model.has_log_var,
+              "in_channels": model.down[0][1][0].in_channels}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "config": config, "meta": meta}, path)
+
+
+def load_checkpoint(path) -> tuple[UNet, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``torch.load(weights_only=True)``: no code runs)."""
+    import pickle
+
+    from helpers.errors import DataError
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model = UNet(**ckpt["config"])
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in ckpt["state_dict"].items()})
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: checkpoint not found") from exc
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise DataError(f"{path}: not a U-Net checkpoint of this book ({type(exc).__name__}: {exc}); "
+                        f"train again without --checkpoint") from exc
+    return model.eval(), dict(ckpt.get("meta", {}))

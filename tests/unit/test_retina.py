@@ -1,0 +1,129 @@
+"""Retinal loaders of chapter 4: the public layouts, a user's folder, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers.data.retina import (augment, chase_split, detect_layout, fov_by_threshold, load_drive, load_folder,
+                                 load_retina, preprocess, random_patches, read_mask, rescale, to_tensors)
+from helpers.errors import DataError
+from tests.conftest import shared_dataset
+
+
+def fundus(h=64, w=72, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic fundus: a bright disc on black with dark vertical 'vessels'."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    disc = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (min(h, w) / 2 - 3) ** 2
+    vessels = disc & (xx % 12 < 2)
+    img = np.zeros((h, w, 3), np.uint8)
+    img[disc] = (180, 90, 40)
+    img[vessels] = (120, 40, 20)
+    return np.clip(img + rng.integers(0, 5, img.shape), 0, 255).astype(np.uint8), vessels
+
+
+def write_folder(root, n=2, fov=False):
+    for d in ("images", "masks") + (("fov",) if fov else ()):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img, ves = fundus(seed=i)
+        Image.fromarray(img).save(root / "images" / f"eye{i}.png")
+        Image.fromarray(ves.astype(np.uint8) * 255).save(root / "masks" / f"eye{i}_vessels.png")
+        if fov:
+            Image.fromarray(np.full(ves.shape, 255, np.uint8)).save(root / "fov" / f"eye{i}.png")
+    return root
+
+
+def test_folder_layout_matches_by_name_and_derives_fov(tmp_path):
+    root = write_folder(tmp_path / "mine")
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
+    samples = load_retina(root)
+    assert detect_layout(root) == "folder" and [s.name for s in samples] == ["eye0", "eye1"]
+    s = samples[0]
+    assert s.image.shape == (64, 72, 3) and s.vessels.dtype == bool and s.vessels.sum() > 0
+    assert s.fov[32, 36] and not s.fov[0, 0]           # thresholded disc, black corner outside
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.png")} == before  # files untouched
+    assert load_folder(write_folder(tmp_path / "withfov", fov=True))[0].fov.all()
+
+
+def test_image_without_mask_names_the_file(tmp_path):
+    root = write_folder(tmp_path)
+    (root / "masks" / "eye1_vessels.png").unlink()
+    with pytest.raises(DataError, match=r"no mask for eye1\.png"):
+        load_folder(root)
+
+
+def test_size_mismatch_nonbinary_and_unreadable(tmp_path):
+    root = write_folder(tmp_path)
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "masks" / "eye0_vessels.png")
+    with pytest.raises(DataError, match=r"eye0_vessels\.png.*10×10.*72×64"):
+        load_folder(root)
+    Image.fromarray((np.arange(64 * 72).reshape(64, 72) % 7 * 30).astype(np.uint8)).save(
+        root / "masks" / "eye0_vessels.png")
+    with pytest.raises(DataError, match="not binary"):
+        load_folder(root)
+    (root / "images" / "eye0.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"eye0\.png: cannot read"):
+        load_folder(root)
+
+
+def test_wrong_channel_count(tmp_path):
+    root = write_folder(tmp_path, n=1)
+    Image.fromarray(np.zeros((64, 72, 2), np.uint8), mode="LA").save(root / "images" / "eye0.png")
+    with pytest.raises(DataError, match=r"eye0\.png: 2 channels"):
+        load_folder(root)
+
+
+def test_unknown_layout_is_explained(tmp_path):
+    with pytest.raises(DataError, match="not a DRIVE split"):
+        load_retina(tmp_path)
+
+
+def test_preprocess_green_clahe_and_fov():
+    img, _ = fundus()
+    fov = fov_by_threshold(img)
+    x = preprocess(img, fov)
+    assert x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+    assert (x[~fov] == 0).all() and x[fov].std() > 0
+    assert not np.allclose(preprocess(img, fov, clahe=False), x)
+
+
+def test_tensors_patches_and_augment_keep_masks_aligned():
+    img, ves = fundus(64, 64)
+    from helpers.data.retina import RetinaImage
+    s = RetinaImage("a", img, ves, fov_by_threshold(img), None)
+    x, y, fov = to_tensors([s, rescale(s, 0.5)])
+    assert x.shape == (2, 1, 64, 64) and y[1, 0, 32:].sum() == 0  # second image padded
+    g = torch.Generator().manual_seed(0)
+    xb, yb, fb = random_patches((x, y, fov), 24, 6, g)
+    assert xb.shape == (6, 1, 24, 24) and (fb[:, :, 12, 12] == 1).all()  # centred inside the FOV
+    xa, ya, _ = augment((xb, yb, fb), g)
+    dark = (xa < 0.5) & (xa > 0)  # vessel pixels are darker: the labels moved with the image
+    assert ya[dark].mean() > ya[~dark].mean()
+    assert sorted(xa.flatten().tolist()) == pytest.approx(sorted(xb.flatten().tolist()))
+
+
+def test_chase_from_the_book_data():
+    from helpers.data import fetch
+
+    from helpers.data.retina import load_chase
+    samples = load_chase(fetch("chase_db1"))
+    train, test = chase_split(samples)
+    assert len(train) == 20 and len(test) == 8 and test[0].name == "Image_11L"
+    s = test[0]
+    assert s.image.shape == (960, 999, 3) and s.fov.shape == s.vessels.shape
+    assert 0.6 < s.fov.mean() < 0.8                      # the round field of view
+    assert s.vessels[s.fov].mean() > 0.05                 # vessels lie inside it
+    assert (s.vessels & ~s.fov).sum() < 0.01 * s.vessels.sum()
+
+
+def test_drive_training_layout():
+    root = shared_dataset("DRIVE", "training")
+    samples = load_drive(root)
+    assert len(samples) == 20 and samples[0].name == "21_training"
+    assert samples[0].image.shape == (584, 565, 3) and 0.6 < samples[0].fov.mean() < 0.75
+    with pytest.raises(DataError, match="DRIVE root"):
+        load_drive(root.parent)

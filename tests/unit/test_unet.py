@@ -1,0 +1,85 @@
+"""The chapter 4 U-Net: shapes, dropout placement, MC prediction, checkpoints, and that it can learn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from helpers.errors import BookError, DataError
+from helpers.models.unet import (UNet, dropout_groups, load_checkpoint, pad_to_multiple, predict, save_checkpoint,
+                                 segmentation_loss, train_unet)
+
+
+def small(**kw) -> UNet:
+    torch.manual_seed(0)
+    return UNet(base=4, levels=3, **kw)
+
+
+def test_shapes_and_log_var_output():
+    x = torch.randn(2, 1, 32, 40)
+    logits, log_var = small()(x)
+    assert logits.shape == log_var.shape == (2, 1, 32, 40)
+    assert small(log_var=False)(x).shape == (2, 1, 32, 40)
+    xp, (h, w) = pad_to_multiple(torch.randn(1, 1, 30, 37), 16)
+    assert xp.shape[-2:] == (32, 48) and (h, w) == (30, 37)
+
+
+def test_nine_blocks_by_default():
+    model = UNet()
+    blocks = [m for m in model.modules() if isinstance(m, nn.Sequential) and isinstance(m[0], nn.Conv2d)]
+    assert len(blocks) == 9
+
+
+@pytest.mark.parametrize("placement, deep, shallow", [("decoder", 1, 1), ("bottleneck", 3, 0), ("all", 3, 2),
+                                                       ("none", 0, 0)])
+def test_dropout_placement(placement, deep, shallow):
+    groups = dropout_groups(small(dropout=placement))
+    assert (len(groups["deep"]), len(groups["shallow"])) == (deep, shallow)
+    with pytest.raises(BookError):
+        UNet(dropout="everywhere")
+
+
+def test_mc_prediction_spreads_only_with_dropout_switched_on():
+    model = small(p=0.3)
+    x = torch.rand(1, 1, 24, 28)
+    out = predict(model, x, T=8)
+    assert out["probs"].shape == out["mutual_information"].shape == out["aleatoric"].shape == (1, 1, 24, 28)
+    assert not torch.allclose(out["samples"][0], out["samples"][1])  # MC samples differ
+    assert out["mutual_information"].max() > 0
+    assert torch.allclose(predict(model, x, T=2)["single"], out["single"])  # the single pass is deterministic
+    none = predict(model, x, T=4, modules=[])                         # every dropout switched off
+    assert none["mutual_information"].max() < 1e-6
+    assert torch.allclose(none["probs"], out["single"], atol=1e-6)
+    assert (out["entropy"] >= out["mutual_information"] - 1e-6).all()  # total >= epistemic
+    assert all(m.p == 0.3 for m in dropout_groups(model)["shallow"])  # rates restored
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = small(dropout="all", p=0.2).eval()
+    save_checkpoint(model, tmp_path / "m.pt", scale=0.5)
+    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    x = torch.rand(1, 1, 16, 16)
+    assert meta == {"scale": 0.5} and loaded.placement == "all" and loaded.p == 0.2
+    assert torch.equal(loaded(x)[0], model(x)[0])
+    (tmp_path / "bad.pt").write_bytes(b"nonsense")
+    with pytest.raises(DataError, match=r"bad\.pt: not a U-Net checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(DataError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_learns_bars():
+    """A few dozen steps on a striped image bring the soft Dice loss well below its start."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.zeros(1, 1, 48, 48)
+    y[..., ::8, :] = 1
+    y[..., 1::8, :] = 1
+    x = 1 - 0.6 * y + 0.05 * torch.rand(y.shape, generator=g)
+    fov = torch.ones_like(y)
+    model = small()
+    start = float(segmentation_loss(model(x), y, fov))
+    curves = train_unet(model, x, y, fov, steps=40, patch=32, batch=4, lr=1e-2, generator=g, progress=False,
+                        val=(x, y, fov), eval_every=20)
+    assert curves["val_dice_loss"][-1] < 0.5 * curves["val_dice_loss"][0] or curves["val_dice_loss"][-1] < 0.2
+    assert float(segmentation_loss(model(x), y, fov)) < start
