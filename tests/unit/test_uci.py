@@ -1,0 +1,97 @@
+"""UCI loading and the standard splits (helpers.data.uci), a small end-to-end training run."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from helpers.data.uci import SHIPPED, load_uci, make_splits, standardise
+from helpers.errors import DataError
+
+from conftest import ROOT, shared_dataset
+
+SHIPPED_DIR = ROOT / "data" / "uci"
+
+
+@pytest.mark.parametrize("name", ["yacht", "concrete", "energy", "kin8nm"])
+def test_generated_splits_are_identical_to_the_original_index_files(name):
+    folder = shared_dataset("uci", name, "data")
+    original = load_uci(name, folder.parents[1])
+    assert original.split_source.startswith("index files") and len(original.splits) == 20
+    generated = make_splits(original.X.shape[0], 20)
+    for k, ((tr, te), (gtr, gte)) in enumerate(zip(original.splits, generated)):
+        assert np.array_equal(tr, gtr) and np.array_equal(te, gte), f"{name} split {k} differs"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_copy_equals_the_original_data(name):
+    folder = shared_dataset("uci", name)
+    ours, original = load_uci(name, SHIPPED_DIR), load_uci(name, folder.parent)
+    assert np.array_equal(ours.X, original.X) and np.array_equal(ours.y, original.y)
+
+
+def test_shipped_yacht_has_the_published_shape_and_disjoint_splits():
+    ds = load_uci("yacht", SHIPPED_DIR)
+    assert ds.X.shape == (308, 6) and ds.y.shape == (308,) and len(ds.splits) == 20
+    for tr, te in ds.splits:
+        assert len(tr) == 277 and len(te) == 31
+        assert np.array_equal(np.sort(np.concatenate([tr, te])), np.arange(308))
+    assert not np.array_equal(ds.splits[0][1], ds.splits[1][1])
+
+
+def _copy(tmp_path, name="yacht"):
+    dst = tmp_path / name / "data"
+    shutil.copytree(SHIPPED_DIR / name, dst)
+    return dst
+
+
+def test_missing_data_file_names_the_place(tmp_path):
+    with pytest.raises(DataError, match="no data.txt"):
+        load_uci("yacht", tmp_path)
+
+
+def test_malformed_table_is_a_data_error(tmp_path):
+    dst = _copy(tmp_path)
+    (dst / "data.txt").write_text("1 2 3\n4 five 6\n")
+    with pytest.raises(DataError, match="data.txt"):
+        load_uci("yacht", tmp_path)
+
+
+def test_missing_test_index_file_is_a_data_error(tmp_path):
+    dst = _copy(tmp_path)
+    (dst / "index_train_0.txt").write_text("\n".join(map(str, range(10))))
+    with pytest.raises(DataError, match="index_test_0.txt"):
+        load_uci("yacht", tmp_path)
+
+
+def test_index_out_of_range_is_a_data_error(tmp_path):
+    dst = _copy(tmp_path)
+    (dst / "index_train_0.txt").write_text("0\n1\n999\n")
+    (dst / "index_test_0.txt").write_text("2\n")
+    with pytest.raises(DataError, match="outside"):
+        load_uci("yacht", tmp_path)
+
+
+def test_feature_column_out_of_range_is_a_data_error(tmp_path):
+    dst = _copy(tmp_path)
+    (dst / "index_features.txt").write_text("0\n1\n42\n")
+    with pytest.raises(DataError, match="index_features.txt"):
+        load_uci("yacht", tmp_path)
+
+
+def test_standardise_uses_training_statistics_and_keeps_constant_columns():
+    train = np.array([[1.0, 5.0], [3.0, 5.0]])
+    (tr, te), mean, std = standardise(train, np.array([[5.0, 6.0]]))
+    assert np.allclose(tr.mean(0), 0) and std[1] == 1.0 and np.allclose(te, [[3.0, 1.0]])
+
+
+def test_a_short_training_beats_the_mean_predictor():
+    from helpers.models.mlp import train_members
+
+    ds = load_uci("yacht", SHIPPED_DIR)
+    out = train_members([ds.split(0), ds.split(1)], p=[0.05, 0.05], tau=[0.54, 0.54], epochs=60, T=50)
+    baseline = [np.sqrt(np.mean((ds.split(k)[3] - ds.split(k)[1].mean()) ** 2)) for k in range(2)]
+    assert np.all(out["rmse"].numpy() < 0.6 * np.array(baseline))
+    assert np.all(np.isfinite(out["ll"].numpy()))

@@ -1,0 +1,142 @@
+"""MC dropout: the switch, the vectorised sampler and the summaries (helpers.uncertainty, helpers.models.mlp)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from scipy.stats import ks_2samp
+from torch import nn
+
+from helpers.errors import BookError
+from helpers.models.mlp import BatchedDropoutMLP, DropoutMLP, fit_batched, mc_summary_batched
+from helpers.uncertainty import (classification_summary, gaussian_tau, mc_dropout, mc_predict, mc_samples,
+                                 mc_samples_loop, regression_summary, weight_decay_for)
+
+
+def test_p_zero_gives_zero_variance():
+    torch.manual_seed(0)
+    model = DropoutMLP(3, hidden=16, p=0.0)
+    x = torch.randn(10, 3)
+    out = mc_predict(model, x, T=20, task="regression")
+    assert torch.all(out["epistemic"] == 0)
+    assert torch.allclose(out["mean"], model.eval()(x))
+
+
+def test_dropout_on_gives_variance_and_modes_are_restored():
+    torch.manual_seed(0)
+    model = DropoutMLP(3, hidden=16, p=0.3).eval()
+    s = mc_samples(model, torch.randn(5, 3), T=30)
+    assert s.shape == (30, 5, 1) and s.var(0).min() > 0
+    assert not any(m.training for m in model.modules())
+
+
+class _BNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin, self.bn, self.drop, self.out = nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.out(self.drop(torch.relu(self.bn(self.lin(x)))))
+
+
+def test_batchnorm_untouched_by_mc_dropout():
+    torch.manual_seed(0)
+    model = _BNNet()
+    model.train()
+    model(torch.randn(32, 4) * 3 + 1)  # non-trivial running statistics
+    model.train()
+    before = {k: v.clone() for k, v in model.bn.state_dict().items()}
+    with mc_dropout(model):
+        assert not model.bn.training and model.drop.training
+        mc_samples(model, torch.randn(16, 4) * 5, T=10)
+    for k, v in model.bn.state_dict().items():
+        assert torch.equal(v, before[k]), f"BatchNorm {k} changed"
+    assert model.training and model.bn.training  # the caller's modes come back
+
+
+def test_model_without_dropout_is_an_error():
+    with pytest.raises(BookError, match="no nn.Dropout"):
+        mc_samples(nn.Linear(3, 1), torch.randn(2, 3), T=2)
+
+
+@pytest.mark.parametrize("chunk_size", [4096, 7, 3])  # one pass, several passes, rows larger than a chunk
+def test_vectorised_and_loop_agree_in_distribution(chunk_size):
+    torch.manual_seed(0)
+    model = DropoutMLP(2, hidden=32, p=0.2).eval()
+    x = torch.randn(4, 2)
+    fast = mc_samples(model, x, T=1500, chunk_size=chunk_size)
+    slow = mc_samples_loop(model, x, T=1500)
+    assert fast.shape == slow.shape == (1500, 4, 1)
+    for i in range(4):  # same distribution per input: two-sample Kolmogorov-Smirnov test
+        assert ks_2samp(fast[:, i, 0].numpy(), slow[:, i, 0].numpy()).pvalue > 1e-3
+    # samples of different rows are not copies of each other (each copy of x gets its own mask)
+    assert not torch.equal(fast[:, 0], fast[:, 1])
+
+
+def test_classification_summary_decomposes_entropy():
+    torch.manual_seed(0)
+    probs = torch.softmax(torch.randn(50, 6, 3), dim=2)
+    s = classification_summary(probs)
+    assert torch.allclose(s["predictive_entropy"], s["expected_entropy"] + s["mutual_information"], atol=1e-6)
+    assert (s["mutual_information"] >= 0).all() and (s["predictive_entropy"] <= math.log(3) + 1e-6).all()
+    same = classification_summary(probs[:1].expand(20, -1, -1))
+    assert torch.allclose(same["mutual_information"], torch.zeros(6), atol=1e-6)  # no disagreement, no MI
+
+
+def test_regression_summary_adds_noise_variance():
+    means = torch.randn(100, 7)
+    s = regression_summary(means, 0.25)
+    assert torch.allclose(s["total"], means.var(0, unbiased=False) + 0.25)
+
+
+def test_tau_and_weight_decay_are_inverse():
+    lam = weight_decay_for(1e-2, 0.05, 277, 0.54)
+    assert gaussian_tau(1e-2, 0.05, 277, lam) == pytest.approx(0.54)
+
+
+def test_batched_member_equals_standalone_network():
+    torch.manual_seed(0)
+    batched = BatchedDropoutMLP(3, 5, hidden=8, p=[0.1, 0.2, 0.3]).eval()
+    x = torch.randn(3, 6, 5)
+    out = batched(x)
+    for k in range(3):
+        assert torch.allclose(batched.member(k).eval()(x[k]), out[k], atol=1e-6)
+        assert batched.member(k).net[0].p == pytest.approx([0.1, 0.2, 0.3][k])
+
+
+def test_batched_members_do_not_interact():
+    torch.manual_seed(0)
+    model = BatchedDropoutMLP(2, 3, hidden=8, p=0.0)
+    x, y = torch.randn(2, 16, 3), torch.randn(2, 16, 1)
+
+    def grad_of_member0(x1):
+        model.zero_grad()
+        xx = torch.stack([x[0], x1])
+        loss = ((model(xx) - y) ** 2).mean((1, 2)) + 1e-3 * model.weight_l2()
+        loss.sum().backward()
+        return model.w1.grad[0].clone()
+
+    assert torch.allclose(grad_of_member0(x[1]), grad_of_member0(x[1] * 100 + 7))
+
+
+def test_fit_batched_learns_a_linear_map():
+    torch.manual_seed(0)
+    x = torch.randn(2, 256, 3)
+    y = (x @ torch.tensor([1.0, -2.0, 0.5])).unsqueeze(-1)
+    model = BatchedDropoutMLP(2, 3, hidden=32, p=0.01)
+    loss = fit_batched(model, x, y, torch.full((2,), 1e-6), epochs=60, batch_size=64)
+    assert loss.shape == (2,) and (loss < 0.05 * y.var()).all()
+
+
+def test_streaming_log_likelihood_matches_direct_computation():
+    torch.manual_seed(0)
+    model = BatchedDropoutMLP(2, 3, hidden=8, p=0.0).eval()
+    x, y = torch.randn(2, 5, 3), torch.randn(2, 5, dtype=torch.float64)
+    tau = torch.tensor([0.5, 2.0])
+    s = mc_summary_batched(model, x, T=37, y_mean=1.0, y_std=2.0, y=y, tau=tau, chunk_rows=20)
+    pred = (model(x)[..., 0] * 2 + 1).double()  # p = 0: every sample is the deterministic prediction
+    direct = -0.5 * tau[:, None] * (y - pred) ** 2 - 0.5 * math.log(2 * math.pi) + 0.5 * torch.log(tau[:, None])
+    assert torch.allclose(s["ll"], direct.double(), atol=1e-5)
+    assert torch.allclose(s["mean"], pred, atol=1e-5) and torch.all(s["var"] < 1e-8)
