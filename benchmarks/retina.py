@@ -5,7 +5,7 @@ Run on demand (never in tests); prints one JSON line per experiment and a summar
     BOOK_PROFILE=full .venv/bin/python benchmarks/retina.py chase            # CHASE_DB1 01L-10R -> 11L-14R
     BOOK_PROFILE=full .venv/bin/python benchmarks/retina.py drive            # ../shared/data/DRIVE/training
     .venv/bin/python benchmarks/retina.py sweep                              # quick-profile budgets, placements
-    BOOK_PROFILE=full .venv/bin/python benchmarks/retina.py chase --save benchmarks/results/chase_full.pt
+    BOOK_PROFILE=full .venv/bin/python benchmarks/retina.py chase --to-cache   # chapter 4 then loads it
 
 Targets (issue 6): quick profile Dice > 0.74 on the CHASE_DB1 test images; full profile Dice >= 0.81 and
 AUC >= 0.98 on CHASE_DB1, F1 >= 0.816 and AUC >= 0.979 on DRIVE images never seen in training (the shared copy of
@@ -79,13 +79,16 @@ def report(name: str, rec: dict, res: dict, seconds: float) -> dict:
 
 
 def chase(args) -> list[dict]:
-    train, test = chase_split(load_chase(fetch("chase_db1")))
+    """The chapter's own recipe: train on 01L-09R (18 images), validate on 10L/10R, test on 11L-14R."""
+    train_all, test = chase_split(load_chase(fetch("chase_db1")))
     rec = recipe()
-    model, curves, sec = fit(train, rec, steps=args.steps or rec["steps"])
-    if args.save:
-        save_checkpoint(model.cpu(), args.save, scale=rec["scale"], n_train=len(train))
-    return [report("chase", {**rec, "steps": args.steps or rec["steps"]}, evaluate(model, test, rec["scale"],
-                                                                                  rec["T"]), sec)]
+    steps = args.steps or rec["steps"]
+    model, curves, sec = fit(train_all[:-2], rec, val=train_all[-2:], steps=steps)
+    target = args.save or (config.cache_dir() / f"retina_unet_{config.get_profile()}.pt" if args.to_cache else None)
+    if target:
+        save_checkpoint(model.cpu(), target, scale=rec["scale"], n_train=len(train_all) - 2, curves=curves)
+        print(f"saved {target}", file=sys.stderr)
+    return [report("chase", {**rec, "steps": steps}, evaluate(model, test, rec["scale"], rec["T"]), sec)]
 
 
 def drive(args) -> list[dict]:
@@ -125,7 +128,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=("chase", "drive", "sweep", "all"))
     parser.add_argument("--steps", type=int, help="override the profile's training steps")
-    parser.add_argument("--save", type=Path, help="save the CHASE model here (a checkpoint for the chapter)")
+    parser.add_argument("--save", type=Path, help="save the CHASE model here")
+    parser.add_argument("--to-cache", action="store_true",
+                        help="save the CHASE model where chapter 4 loads it from (the book's cache folder)")
     args = parser.parse_args(argv)
     torch.set_num_threads(torch.get_num_threads())
     lines = []

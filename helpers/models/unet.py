@@ -192,6 +192,8 @@ def train_unet(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fov: torch.Te
 
     from helpers.data.retina import augment, random_patches
     gen = generator or torch.Generator().manual_seed(0)
+    multiple = 2 ** (getattr(model, "levels", 5) - 1)
+    patch = max(multiple, min(patch, min(x.shape[-2:]) // multiple * multiple))  # small images: smaller crops
     model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)

@@ -127,3 +127,26 @@ def test_drive_training_layout():
     assert samples[0].image.shape == (584, 565, 3) and 0.6 < samples[0].fov.mean() < 0.75
     with pytest.raises(DataError, match="DRIVE root"):
         load_drive(root.parent)
+
+
+def test_command_line_on_a_folder(tmp_path, capsys):
+    import json
+
+    from helpers.cli import main
+
+    root = write_folder(tmp_path / "eyes", n=2)
+    code = main(["retina", "--train", str(root), "--test", str(root), "--steps", "2",
+                 "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "maps")])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and out["n_train"] == 2 and out["n_test"] == 2
+    for key in ("dice", "auc", "accuracy", "sensitivity", "specificity", "uncertainty_error_overlap", "ece",
+                "dice_referred_10pct", "seconds"):
+        assert key in out
+    assert (tmp_path / "m.pt").is_file() and (tmp_path / "maps" / "eye0_entropy.png").is_file()
+    # the checkpoint is loaded (weights_only) without --train
+    assert main(["retina", "--test", str(root), "--checkpoint", str(tmp_path / "m.pt")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["dice"] == out["dice"]
+    (root / "masks" / "eye1_vessels.png").unlink()
+    assert main(["retina", "--train", str(root), "--test", str(root), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "eye1.png" in err and "Traceback" not in err
