@@ -9,9 +9,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from helpers.errors import BookError
+
+
+_POOLS = {"max": nn.AdaptiveMaxPool2d, "avg": nn.AdaptiveAvgPool2d}
+
 
 class SmallCNN(nn.Module):
-    """``depth`` blocks of Conv3×3 → BatchNorm → ReLU → MaxPool2, global average pooling, dropout, linear.
+    """``depth`` blocks of Conv3×3 → BatchNorm → ReLU → MaxPool2, global pooling, dropout, linear.
+
+    Global max pooling (default) suits "is there a finding anywhere?" tasks and trains fast; ``pool="avg"`` is
+    the usual global average pooling.
 
     Every ReLU is an ``nn.ReLU`` module (guided backpropagation needs modules), the last block's ReLU is
     the Grad-CAM layer (see :attr:`cam_layer`), ``nn.Dropout2d`` (rate ``p_conv``) after the last block and
@@ -19,8 +27,10 @@ class SmallCNN(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, width: int = 16, depth: int = 3,
-                 p: float = 0.3, p_conv: float = 0.1) -> None:
+                 p: float = 0.3, p_conv: float = 0.1, pool: str = "max") -> None:
         super().__init__()
+        if pool not in _POOLS:
+            raise BookError(f"pool={pool!r}: use 'max' (detecting a local finding) or 'avg'")
         blocks: list[nn.Module] = []
         c_in = in_channels
         for i in range(depth):
@@ -30,7 +40,7 @@ class SmallCNN(nn.Module):
                 blocks.append(nn.MaxPool2d(2))
             c_in = c_out
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Dropout2d(p_conv), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p),
+        self.head = nn.Sequential(nn.Dropout2d(p_conv), _POOLS[pool](1), nn.Flatten(), nn.Dropout(p),
                                   nn.Linear(c_in, n_classes))
 
     @property

@@ -1,0 +1,86 @@
+"""helpers.data.xray: patient ids, a split by patient, both folder layouts, clear errors (chapters 3 and 6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers.data.xray import (find_images, laplacian_energy, load_images, parse_patient, read_image,
+                               split_by_patient)
+from helpers.errors import DataError
+from tests.conftest import shared_dataset
+
+
+@pytest.mark.parametrize("name, patient", [
+    ("person1017_bacteria_2948.jpeg", "person1017"), ("person26_virus_60.jpeg", "person26"),
+    ("IM-0117-0001.jpeg", "IM-0117"), ("IM-0001-0001-0001.jpeg", "IM-0001"),
+    ("NORMAL2-IM-1345-0001-0002.jpeg", "NORMAL2-IM-1345"), ("NORMAL2-IM-0012-0001.jpeg", "NORMAL2-IM-0012")])
+def test_patient_id_from_file_name(name, patient):
+    assert parse_patient(name) == patient
+
+
+def test_unknown_file_name_is_a_clear_error():
+    with pytest.raises(DataError, match="scan01.jpeg: cannot read a patient id"):
+        parse_patient("scan01.jpeg")
+
+
+def _fake(root, names_by_folder):
+    for folder, names in names_by_folder.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i, name in enumerate(names):
+            Image.fromarray(np.full((20, 24), 10 * i, dtype=np.uint8)).save(root / folder / name)
+
+
+def test_original_kermany_layout_and_errors(tmp_path):
+    _fake(tmp_path, {"train/NORMAL": ["IM-0001-0001.jpeg", "NORMAL2-IM-0001-0001.jpeg"],
+                     "train/PNEUMONIA": ["person1_bacteria_1.jpeg", "person1_virus_2.jpeg"],
+                     "test/NORMAL": ["IM-0002-0001.jpeg"], "test/PNEUMONIA": ["person3_virus_5.jpeg"],
+                     "val/NORMAL": [], "val/PNEUMONIA": []})
+    (tmp_path / "train/NORMAL/.DS_Store").write_text("junk")
+    recs = find_images(tmp_path)
+    assert [r.source for r in recs].count("train") == 4 and len(recs) == 6
+    assert {r.patient for r in recs} == {"IM-0001", "NORMAL2-IM-0001", "IM-0002", "person1", "person3"}
+    x, y = load_images(recs, size=16)
+    assert x.shape == (6, 1, 16, 16) and y.tolist() == [r.label for r in recs]
+    with pytest.raises(DataError, match="different sizes"):
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "test/NORMAL/IM-0009-0001.jpeg")
+        load_images(find_images(tmp_path))
+    (tmp_path / "test/NORMAL/IM-0010-0001.jpeg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match="IM-0010-0001.jpeg: cannot read this image"):
+        read_image(tmp_path / "test/NORMAL/IM-0010-0001.jpeg")
+    with pytest.raises(DataError, match="expected sub-folders NORMAL"):
+        find_images(tmp_path / "train" / "NORMAL")
+    with pytest.raises(DataError, match="no such folder"):
+        find_images(tmp_path / "nowhere")
+
+
+def test_book_sample_split_has_no_patient_in_two_splits():
+    recs = find_images()  # the book's shipped sample (data/chest_xray)
+    assert len(recs) == 1023 and sum(r.label for r in recs) == 769
+    splits = split_by_patient(recs, seed=0)
+    patients = [{r.patient for r in part} for part in splits.values()]
+    for i in range(len(patients)):
+        for j in range(i + 1, len(patients)):
+            assert not patients[i] & patients[j]
+    assert sum(len(p) for p in splits.values()) == len(recs)
+    assert split_by_patient(list(reversed(recs)), seed=0)["test"] == sorted(
+        splits["test"], key=lambda r: str(r.path), reverse=True)  # order-independent
+    assert 0.1 < len(splits["test"]) / len(recs) < 0.3
+    assert split_by_patient(recs, seed=1)["test"] != splits["test"]
+
+
+def test_shared_kermany_copy_reads_and_splits():
+    root = shared_dataset("chest_xray_kermany")
+    recs = find_images(root)
+    assert len(recs) > 1000
+    splits = split_by_patient(recs)
+    assert not {r.patient for r in splits["train"]} & {r.patient for r in splits["test"]}
+
+
+def test_laplacian_energy_is_zero_on_a_linear_ramp_and_grows_with_noise():
+    ramp = torch.linspace(0, 1, 32).expand(32, 32)[None, None].clone()
+    assert laplacian_energy(ramp).item() == pytest.approx(0.0, abs=1e-6)
+    noisy = ramp + 0.05 * torch.randn_like(ramp)
+    assert laplacian_energy(noisy).item() > 0.05
