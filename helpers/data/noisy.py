@@ -72,7 +72,7 @@ def label_noise_2d(n: int = 1000, flip: float = 0.5, noise: float = 0.1, seed: i
     return x, torch.where(flips, 1 - y, y), noisy
 
 
-def ambiguous_blobs(n: int = 200, size: int = 32, ambiguity: float = 3.0, noise: float = 0.15,
+def ambiguous_blobs(n: int = 200, size: int = 32, ambiguity: float = 4.0, noise: float = 0.1,
                     artefact: bool = False, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n`` grey images of one elliptic blob with ``(image, mask, prob)``, each ``[n, 1, size, size]``, float32.
 
@@ -88,7 +88,7 @@ def ambiguous_blobs(n: int = 200, size: int = 32, ambiguity: float = 3.0, noise:
     c = rng.uniform(0.3, 0.7, (n, 2)) * size                      # centres
     axes = rng.uniform(0.15, 0.3, (n, 2)) * size                  # semi-axes in pixels
     rot, fuzzy_dir = rng.uniform(0, np.pi, n), rng.uniform(0, 2 * np.pi, n)
-    contrast = rng.uniform(0.4, 1.0, n)
+    contrast = rng.uniform(0.6, 1.0, n)
     dx, dy = xx[None] - c[:, 0, None, None], yy[None] - c[:, 1, None, None]
     cr, sr = np.cos(rot)[:, None, None], np.sin(rot)[:, None, None]
     u, v = dx * cr + dy * sr, -dx * sr + dy * cr
@@ -97,7 +97,7 @@ def ambiguous_blobs(n: int = 200, size: int = 32, ambiguity: float = 3.0, noise:
     theta = np.arctan2(dy, dx)
     fuzz = 0.5 * (1 + np.cos(theta - fuzzy_dir[:, None, None]))               # 1 on the fuzzy side, 0 opposite
     delta = 0.3 + (ambiguity - 0.3) * fuzz
-    img = contrast[:, None, None] / (1 + np.exp(d / (0.3 + 0.6 * delta)))     # edge softness follows Δ(θ)
+    img = contrast[:, None, None] / (1 + np.exp(d / (0.2 + 0.8 * delta)))     # edge softness follows Δ(θ)
     img = img + 0.1 + noise * rng.normal(size=img.shape)
     if artefact:
         for k in range(n):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 import torch
 
 from helpers.metrics.calibration import aurc, expected_calibration_error, reliability_diagram_data, \
@@ -22,7 +23,7 @@ def _np(a) -> np.ndarray:
 
 def plot_uncertainty_bands(ax: plt.Axes, x, mean, epistemic, aleatoric, *, x_train=None, y_train=None,
                            truth=None, k: float = 2.0, title: str = "") -> None:
-    """Mean ± k·std bands of a 1-D regression: total (epistemic + aleatoric variance) and aleatoric alone.
+    """Mean ± k·std bands of a 1-D regression: aleatoric alone (blue), widened to the total (orange edges).
 
     ``epistemic`` and ``aleatoric`` are *variances* (as returned by :func:`helpers.uncertainty.regression_summary`);
     the gap between the two bands is what the model does not know. ``truth = (mean, std)`` draws the true ±k·σ.
@@ -33,9 +34,12 @@ def plot_uncertainty_bands(ax: plt.Axes, x, mean, epistemic, aleatoric, *, x_tra
     tot = np.sqrt(ep + al)
     if x_train is not None:
         ax.scatter(_np(x_train).ravel(), _np(y_train).ravel(), s=4, color="0.55", alpha=0.6, label="training data")
-    ax.fill_between(x, m - k * tot, m + k * tot, color=COLORS[1], alpha=0.35, label=f"±{k:g} std, total")
-    ax.fill_between(x, m - k * np.sqrt(al), m + k * np.sqrt(al), color=COLORS[0], alpha=0.35,
+    al_sd = np.sqrt(al)
+    ax.fill_between(x, m - k * al_sd, m + k * al_sd, color=COLORS[0], alpha=0.35, lw=0,
                     label=f"±{k:g} std, aleatoric")
+    ax.fill_between(x, m + k * al_sd, m + k * tot, color=COLORS[1], alpha=0.6, lw=0,
+                    label=f"widened to ±{k:g} std, total")
+    ax.fill_between(x, m - k * tot, m - k * al_sd, color=COLORS[1], alpha=0.6, lw=0)
     ax.plot(x, m, color=COLORS[0], lw=1.5, label="predictive mean")
     if truth is not None:
         tm, ts = _np(truth[0]).ravel(), _np(truth[1]).ravel()
@@ -51,28 +55,30 @@ def plot_reliability_diagram(ax: plt.Axes, probs, labels, n_bins: int = 15, titl
                              color: str = COLORS[0]) -> float:
     """Reliability diagram (Guo et al. 2017): accuracy per confidence bin against the diagonal; returns the ECE.
 
-    Bars show each bin's accuracy, red boxes the gap to its mean confidence; the bars' shade follows how many cases
-    fall in the bin (empty bins are left out). Taught in chapter 2.
+    Bars show each bin's accuracy, red boxes the gap to its mean confidence (empty bins are left out), and a grey
+    step line the share of cases in each bin (on the same 0–1 axis). Taught in chapter 2.
     """
     d = reliability_diagram_data(probs, labels, n_bins)
     ece = expected_calibration_error(probs, labels, n_bins)
     left, width = d["edges"][:-1], np.diff(d["edges"])
     full = d["count"] > 0
     share = d["count"] / d["count"].sum()
-    alpha = 0.35 + 0.65 * share / share.max()
     ax.bar(left[full], d["accuracy"][full], width=width[full], align="edge", color=color, edgecolor="white",
            label="accuracy")
-    for a, lo, acc, conf in zip(alpha[full], left[full], d["accuracy"][full], d["confidence"][full]):
-        ax.bar(lo, conf - acc, bottom=acc, width=width[0], align="edge", color="#D55E00", alpha=0.3 * a,
-               edgecolor="#D55E00", lw=0.6)
-    ax.bar([], [], color="#D55E00", alpha=0.3, edgecolor="#D55E00", label="gap to confidence")
-    ax.plot([0, 1], [0, 1], color="k", ls="--", lw=1, label="perfect calibration")
+    ax.bar(left[full], (d["confidence"] - d["accuracy"])[full], bottom=d["accuracy"][full], width=width[full],
+           align="edge", color="#D55E00", alpha=0.25, edgecolor="#D55E00", lw=0.8)
+    ax.step(np.r_[left, 1.0], np.r_[share, share[-1]], where="post", color="0.3", lw=1)
+    handles = [Patch(color=color, label="accuracy"),
+               Patch(facecolor="#D55E0040", edgecolor="#D55E00", label="gap to mean confidence"),
+               plt.Line2D([], [], color="0.3", lw=1, label="share of cases in the bin"),
+               plt.Line2D([], [], color="k", ls="--", lw=1, label="perfect calibration")]
+    ax.plot([0, 1], [0, 1], color="k", ls="--", lw=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (top-class probability)")
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel("accuracy (bars), share of cases (line)")
     ax.set_title(f"{title} ECE = {ece:.3f}".strip())
-    ax.legend(loc="upper left")
+    ax.legend(handles=handles, loc="upper left", fontsize=8)
     return ece
 
 
