@@ -118,9 +118,10 @@ def vessel_width(vessels) -> np.ndarray:
 
 
 def signed_distance_to_edge(vessels) -> np.ndarray:
-    """Distance in pixels to the vessel edge: positive inside vessels, negative outside (scipy EDT)."""
+    """Distance in pixels from each pixel centre to the vessel edge (scipy EDT): +0.5 for a vessel pixel that
+    touches the background, −0.5 for a background pixel that touches a vessel; positive inside vessels."""
     v = _np(vessels).astype(bool)
-    return ndi.distance_transform_edt(v) - ndi.distance_transform_edt(~v)
+    return np.where(v, ndi.distance_transform_edt(v) - 0.5, 0.5 - ndi.distance_transform_edt(~v))
 
 
 def binned_mean(values, keys, edges, mask=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

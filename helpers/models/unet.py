@@ -122,8 +122,10 @@ def predict(model: nn.Module, x: torch.Tensor, *, T: int = 20, chunk_size: int =
 
     Returns ``single`` (one deterministic pass, dropout off), ``single_entropy`` (its binary entropy, the free
     baseline), and from ``T`` MC-dropout passes: ``probs`` (the mean), ``entropy`` (predictive entropy),
-    ``mutual_information`` (epistemic, BALD), and, with a log-variance output, ``aleatoric`` (the mean predicted
-    logit-noise variance). ``modules`` restricts MC dropout to some dropout modules (the others stay off).
+    ``mutual_information`` (epistemic, BALD), and, with a log-variance output, ``logit_variance`` (the mean
+    predicted σ² of the logit noise) and ``aleatoric``: that variance carried to the probability by the delta
+    method, Var[sigmoid(f + σε)] ≈ (p(1 − p))² σ², averaged over the MC samples. Where the logit is large the
+    probability is saturated and logit noise does not matter; ``aleatoric`` says so, ``logit_variance`` does not. ``modules`` restricts MC dropout to some dropout modules (the others stay off).
     All maps are ``[N, 1, H, W]``. Taught in chapter 4.
     """
     xp, (h, w) = pad_to_multiple(x, 2 ** (getattr(model, "levels", 5) - 1))
@@ -151,8 +153,10 @@ def predict(model: nn.Module, x: torch.Tensor, *, T: int = 20, chunk_size: int =
     summary = classification_summary(torch.cat([1 - probs, probs], 2))
     result.update(probs=summary["mean"][:, 1:], entropy=summary["predictive_entropy"][:, None],
                   mutual_information=summary["mutual_information"][:, None], samples=probs[:, :, 0])
-    if samples.shape[2] == 2:
-        result["aleatoric"] = samples[:, :, 1:].exp().mean(0)
+    if samples.shape[2] == 2:  # logit variance, and propagated to the probability: Var ≈ (p(1 − p))² σ²
+        sigma2 = samples[:, :, 1:].exp()
+        result["logit_variance"] = sigma2.mean(0)
+        result["aleatoric"] = ((probs * (1 - probs)) ** 2 * sigma2).mean(0)
     model.train(was_training)
     return result
 

@@ -38,7 +38,7 @@ def _crop(a, box):
 
 def plot_segmentation_uncertainty(image, target, probs, epistemic, aleatoric, fov, *, zoom=None,
                                   title: str = "", epistemic_label: str = "mutual information (nats)",
-                                  aleatoric_label: str = "logit variance σ²") -> plt.Figure:
+                                  aleatoric_label: str = "Var[p] from σ²") -> plt.Figure:
     """The chapter's headline figure: image, ground truth, prediction, epistemic map, aleatoric map and error
     map; with ``zoom=(r0, r1, c0, c1)`` a second row repeats the six panels on that box (marked on the first).
     Uncertainty maps use the book's sequential map and share a colour scale between rows."""

@@ -86,7 +86,7 @@ def test_vessel_width_of_bars():
     assert np.median(w[20:25, 10:50]) == pytest.approx(5, abs=0.5)
     assert (w[~img] == 0).all()
     sd = signed_distance_to_edge(img)
-    assert (sd[img] > 0).all() and (sd[~img] < 0).all()
+    assert (sd[img] > 0).all() and (sd[~img] < 0).all() and sd[5, 10] == 0.5 and sd[4, 10] == -0.5
 
 
 def test_binned_mean():

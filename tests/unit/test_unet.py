@@ -83,3 +83,9 @@ def test_learns_bars():
                         val=(x, y, fov), eval_every=20)
     assert curves["val_dice_loss"][-1] < 0.5 * curves["val_dice_loss"][0] or curves["val_dice_loss"][-1] < 0.2
     assert float(segmentation_loss(model(x), y, fov)) < start
+
+
+def test_aleatoric_map_is_the_logit_variance_carried_to_the_probability():
+    out = predict(small(), torch.rand(1, 1, 16, 16), T=4)
+    assert (out["aleatoric"] <= out["logit_variance"] / 16 + 1e-7).all()  # (p(1 − p))² ≤ 1/16
+    assert (out["aleatoric"] > 0).all()
