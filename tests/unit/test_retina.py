@@ -129,7 +129,16 @@ def test_drive_training_layout():
         load_drive(root.parent)
 
 
-def test_command_line_on_a_folder(tmp_path, capsys):
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: on a busy CPU, more threads only wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_command_line_on_a_folder(tmp_path, capsys, one_thread):
     import json
 
     from helpers.cli import main

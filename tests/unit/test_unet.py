@@ -71,21 +71,22 @@ def test_checkpoint_round_trip(tmp_path):
 
 def test_learns_bars():
     """A few dozen steps on a striped image bring the soft Dice loss well below its start."""
-    g = torch.Generator().manual_seed(0)
-    y = torch.zeros(1, 1, 48, 48)
-    y[..., ::8, :] = 1
-    y[..., 1::8, :] = 1
-    x = 1 - 0.6 * y + 0.05 * torch.rand(y.shape, generator=g)
-    fov = torch.ones_like(y)
-    model = small()
-    start = float(segmentation_loss(model(x), y, fov))
-    curves = train_unet(model, x, y, fov, steps=40, patch=32, batch=4, lr=1e-2, generator=g, progress=False,
-                        val=(x, y, fov), eval_every=20)
-    assert curves["val_dice_loss"][-1] < 0.5 * curves["val_dice_loss"][0] or curves["val_dice_loss"][-1] < 0.2
-    assert float(segmentation_loss(model(x), y, fov)) < start
-
-
-def test_aleatoric_map_is_the_logit_variance_carried_to_the_probability():
-    out = predict(small(), torch.rand(1, 1, 16, 16), T=4)
-    assert (out["aleatoric"] <= out["logit_variance"] / 16 + 1e-7).all()  # (p(1 − p))² ≤ 1/16
-    assert (out["aleatoric"] > 0).all()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: more threads only wait for each other on a busy CPU
+    try:
+        g = torch.Generator().manual_seed(0)
+        y = torch.zeros(1, 1, 48, 48)
+        y[..., ::8, :] = 1
+        y[..., 1::8, :] = 1
+        x = 1 - 0.6 * y + 0.05 * torch.rand(y.shape, generator=g)
+        fov = torch.ones_like(y)
+        model = small()
+        with torch.no_grad():
+            start = float(segmentation_loss(model(x), y, fov))
+        curves = train_unet(model, x, y, fov, steps=40, patch=32, batch=4, lr=3e-2, generator=g,
+                            progress=False, val=(x, y, fov), eval_every=20)
+        assert curves["val_dice_loss"][-1] < 0.3 < curves["val_dice_loss"][0]
+        with torch.no_grad():
+            assert float(segmentation_loss(model(x), y, fov)) < start
+    finally:
+        torch.set_num_threads(threads)
