@@ -52,7 +52,7 @@ def plot_uncertainty_bands(ax: plt.Axes, x, mean, epistemic, aleatoric, *, x_tra
 
 
 def plot_reliability_diagram(ax: plt.Axes, probs, labels, n_bins: int = 15, title: str = "",
-                             color: str = COLORS[0]) -> float:
+                             color: str = COLORS[0], legend: bool = True) -> float:
     """Reliability diagram (Guo et al. 2017): accuracy per confidence bin against the diagonal; returns the ECE.
 
     Bars show each bin's accuracy, red boxes the gap to its mean confidence (empty bins are left out), and a grey
@@ -78,7 +78,8 @@ def plot_reliability_diagram(ax: plt.Axes, probs, labels, n_bins: int = 15, titl
     ax.set_xlabel("confidence (top-class probability)")
     ax.set_ylabel("accuracy (bars), share of cases (line)")
     ax.set_title(f"{title} ECE = {ece:.3f}".strip())
-    ax.legend(handles=handles, loc="upper left", fontsize=8)
+    if legend:
+        ax.legend(handles=handles, loc="upper left", fontsize=8)
     return ece
 
 
