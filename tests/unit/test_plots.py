@@ -1,0 +1,37 @@
+"""helpers.plots: the book's style and its offline animation player."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.animation import FuncAnimation  # noqa: E402
+
+from helpers.plots import DIVERGING, SEQUENTIAL, show_image, use_book_style  # noqa: E402
+from helpers.plots.animation import animation_html  # noqa: E402
+
+
+def test_animation_player_loads_nothing_from_the_network():
+    fig, ax = plt.subplots()
+    line, = ax.plot([0, 1], [0, 1])
+    anim = FuncAnimation(fig, lambda k: line.set_ydata([0, k]), frames=3)
+    html = animation_html(anim).data
+    plt.close(fig)
+    assert "http://" not in html and "https://" not in html
+    assert 'class="fa' not in html and "▶" in html
+    assert html.count("data:image/png;base64") == 3
+
+
+def test_show_image_colour_maps():
+    use_book_style()
+    fig, axes = plt.subplots(1, 3)
+    grey = show_image(axes[0], torch.rand(1, 8, 8))
+    signed = show_image(axes[1], np.array([[-2.0, 1.0]]), signed=True)
+    unc = show_image(axes[2], np.random.rand(4, 4), colorbar="entropy (nats)")
+    assert grey.get_cmap().name == "gray"
+    assert signed.get_cmap().name == DIVERGING and signed.get_clim() == (-2.0, 2.0)
+    assert unc.get_cmap().name == SEQUENTIAL and len(fig.axes) == 4  # the colour bar is an extra axes
+    plt.close(fig)
