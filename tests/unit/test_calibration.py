@@ -129,3 +129,21 @@ def test_synthetic_problems_know_their_noise():
     assert expected_calibration_error(prob.flatten(), mask.flatten().long()) < 0.01
     _, labels, noisy = label_noise_2d(20_000, flip=0.5, seed=5)
     assert labels[noisy].float().mean().item() == pytest.approx(0.5, abs=0.03)
+
+
+def test_plots_draw_what_the_metrics_say():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.plots.calibration import plot_reliability_diagram, plot_risk_coverage
+
+    rng = np.random.default_rng(8)
+    p, y = _random_probs(rng, n=500, c=3)
+    fig, (a1, a2) = plt.subplots(1, 2)
+    assert plot_reliability_diagram(a1, p, y) == pytest.approx(expected_calibration_error(p, y))
+    err = (p.argmax(1) != y).astype(float)
+    plot_risk_coverage(a2, {"1 - max p": (1 - p.max(1), err)}, error=err)
+    labels = [t.get_text() for t in a2.get_legend().get_texts()]
+    assert f"{aurc(1 - p.max(1), err):.3f}" in labels[0] and labels[1].startswith("oracle")
+    plt.close(fig)
