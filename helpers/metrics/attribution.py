@@ -36,7 +36,8 @@ def _np(a) -> np.ndarray:
 def spearman_per_image(a: torch.Tensor, b: torch.Tensor, *, absolute: bool) -> np.ndarray:
     """Spearman rank correlation between maps ``a[i]`` and ``b[i]`` (``[N, H, W]``), one value per image.
 
-    ``absolute=True`` ranks |a| and |b| (Adebayo et al. 2018 report both); a constant map gives NaN.
+    ``absolute=True`` ranks |a| and |b| (Adebayo et al. 2018 report both). A constant map (e.g. a Grad-CAM that is
+    zero everywhere) has no ranking to agree with: it scores 0.
     """
     a, b = _np(a), _np(b)
     if absolute:
@@ -44,7 +45,7 @@ def spearman_per_image(a: torch.Tensor, b: torch.Tensor, *, absolute: bool) -> n
     out = []
     for ai, bi in zip(a.reshape(len(a), -1), b.reshape(len(b), -1)):
         if np.ptp(ai) == 0 or np.ptp(bi) == 0:
-            out.append(np.nan)
+            out.append(0.0)
         else:
             out.append(spearmanr(ai, bi).statistic)
     return np.asarray(out)
@@ -90,6 +91,11 @@ def cascading_randomization(model: nn.Module, x: torch.Tensor, target, method: s
     """
     net = copy.deepcopy(model)
     by_name = dict(net.named_modules())
+    if attribute_kwargs.get("layer") is not None:  # Grad-CAM's layer: the same module in the copy
+        names = {id(m): n for n, m in model.named_modules()}
+        if id(attribute_kwargs["layer"]) not in names:
+            raise BookError("layer= is not a module of the model being randomised")
+        attribute_kwargs = {**attribute_kwargs, "layer": by_name[names[id(attribute_kwargs["layer"])]]}
     order = [n for n, _ in learnable_layers(net)] if layers is None else list(layers)
     missing = [n for n in order if n not in by_name]
     if missing:
@@ -144,11 +150,12 @@ def ig_completeness(model: nn.Module, x: torch.Tensor, target, *, baseline=None,
 # ------------------------------------------------------------------------------------ deletion / insertion
 def deletion_insertion(model: nn.Module, x: torch.Tensor, target, saliency: torch.Tensor, *,
                        pixels_per_step: int | None = None, blur_kernel: int = 11, blur_sigma: float = 5.0,
-                       batch_size: int = 256) -> dict[str, np.ndarray]:
+                       deletion_fill: str = "zeros", batch_size: int = 256) -> dict[str, np.ndarray]:
     """Deletion and insertion curves and their areas (Petsiuk et al. 2018, RISE, sec. 4.1).
 
     Pixels are ranked by ``saliency`` (``[N, H, W]``, highest first). *Deletion* sets them to 0 (all channels)
-    ``pixels_per_step`` at a time, starting from ``x``; *insertion* copies them from ``x`` into a blurred ``x``
+    ``pixels_per_step`` at a time, starting from ``x`` (``deletion_fill="blur"``: replaces them by the blurred
+    image instead, which avoids black holes with sharp edges a model has never seen); *insertion* copies them from ``x`` into a blurred ``x``
     (Gaussian kernel ``blur_kernel``, σ ``blur_sigma``). The curve is the softmax probability of ``target`` against
     the fraction of pixels changed; its area (trapezoid rule on [0, 1]) should be low for deletion and high for
     insertion. Returns ``fraction`` ``[S+1]``, ``deletion``/``insertion`` curves ``[N, S+1]`` and their ``*_auc``
@@ -157,6 +164,8 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, target, saliency: torc
     n, c, h, w = x.shape
     if saliency.shape != (n, h, w):
         raise BookError(f"saliency has shape {tuple(saliency.shape)}: expected [N, H, W] = {(n, h, w)}")
+    if deletion_fill not in ("zeros", "blur"):
+        raise BookError(f"deletion_fill={deletion_fill!r}: use 'zeros' (Petsiuk et al.) or 'blur'")
     hw = h * w
     per = pixels_per_step or max(1, hw // 64)
     counts = list(range(0, hw, per)) + [hw]
@@ -171,7 +180,8 @@ def deletion_insertion(model: nn.Module, x: torch.Tensor, target, saliency: torc
             rank = torch.empty(hw, dtype=torch.long)
             rank[order[i]] = torch.arange(hw)
             changed = (rank[None, :] < steps[:, None]).reshape(len(counts), 1, h, w).to(x.dtype)  # [S+1,1,H,W]
-            variants = {"deletion": x[i:i + 1] * (1 - changed),
+            fill = blurred[i:i + 1] * changed if deletion_fill == "blur" else 0.0
+            variants = {"deletion": x[i:i + 1] * (1 - changed) + fill,
                         "insertion": blurred[i:i + 1] * (1 - changed) + x[i:i + 1] * changed}
             for name, batch in variants.items():
                 probs = torch.cat([model(batch[j:j + batch_size]).softmax(1)[:, tgt[i]]

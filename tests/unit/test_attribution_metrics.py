@@ -72,6 +72,9 @@ def test_deletion_is_steepest_when_the_true_evidence_is_removed_first():
     assert (r_good["insertion_auc"] > r_bad["insertion_auc"]).all()
     np.testing.assert_allclose(r_good["deletion_auc"],
                                [np.trapezoid(c, r_good["fraction"]) for c in r_good["deletion"]])
+    r_blur = deletion_insertion(model, x, 1, good, pixels_per_step=4, deletion_fill="blur")
+    np.testing.assert_allclose(r_blur["deletion"][:, -1], r_blur["insertion"][:, 0])  # both: the blurred image
+    np.testing.assert_allclose(r_blur["insertion"][:, -1], r_blur["deletion"][:, 0])  # both: the image itself
 
 
 def test_mass_in_mask_and_pointing_game():
@@ -88,3 +91,11 @@ def test_mass_in_mask_and_pointing_game():
     assert not pointing_game(peak_out, mask)[0]
     assert pointing_game(peak_out, mask, tolerance=2)[0]
     assert list(pointing_game(torch.stack([inside[0], peak_out[0]]), mask[0, 0])) == [True, False]
+
+
+def test_gradcam_layer_is_followed_into_the_randomised_copy():
+    torch.manual_seed(0)
+    model = SmallCNN(width=4, depth=2).eval()
+    res = cascading_randomization(model, torch.rand(3, 1, 16, 16), 1, "gradcam", layer=model.cam_layer)
+    np.testing.assert_allclose(res["ssim"][0], 1.0)
+    assert res["maps"].shape == (1 + len(learnable_layers(model)), 3, 16, 16)
