@@ -30,6 +30,21 @@ SHIPPED = ("yacht", "concrete", "energy")
 #: τ of the 2016 paper per dataset (Bayesian optimisation on the first 5 splits; authors' repository logs).
 TAU_2016 = {"boston": 0.1597, "concrete": 0.0557, "energy": 0.4271, "kin8nm": 192.48, "naval": 42173.5,
             "power": 0.0871, "protein": 0.0644, "wine": 2.9583, "yacht": 0.5419}
+#: Published results, ``(RMSE, its standard error, test log-likelihood, its standard error)`` over the 20 splits
+#: (5 for protein): the 2016 paper (Table 1; ± as standard errors from the authors' logs) and the 2018 update
+#: (authors' repository README, grid search, 4,000 epochs).
+PUBLISHED = {
+    "2016": {"boston": (2.97, 0.19, -2.46, 0.06), "concrete": (5.23, 0.12, -3.04, 0.02),
+             "energy": (1.66, 0.04, -1.99, 0.02), "kin8nm": (0.10, 0.00, 0.95, 0.01),
+             "naval": (0.01, 0.00, 3.80, 0.01), "power": (4.02, 0.04, -2.80, 0.01),
+             "protein": (4.36, 0.01, -2.89, 0.00), "wine": (0.62, 0.01, -0.93, 0.01),
+             "yacht": (1.11, 0.09, -1.55, 0.03)},
+    "2018": {"boston": (2.90, 0.18, -2.40, 0.04), "concrete": (4.82, 0.16, -2.93, 0.02),
+             "energy": (0.54, 0.06, -1.21, 0.01), "kin8nm": (0.08, 0.00, 1.14, 0.01),
+             "naval": (0.00, 0.00, 4.45, 0.00), "power": (4.01, 0.04, -2.80, 0.01),
+             "protein": (4.27, 0.02, -2.87, 0.00), "wine": (0.62, 0.01, -0.93, 0.01),
+             "yacht": (0.67, 0.05, -1.25, 0.01)},
+}
 #: The dropout grid of the 2018 update (authors' repository, ``dropout_rates.txt``).
 DROPOUT_GRID_2018 = (0.005, 0.01, 0.05, 0.1)
 
@@ -184,5 +199,5 @@ def standardise(train: np.ndarray, *others: np.ndarray) -> tuple[list[np.ndarray
     return [(a - mean) / std for a in (train, *others)], mean, std
 
 
-__all__ = ["DROPOUT_GRID_2018", "SHIPPED", "TAU_2016", "UCIDataset", "find_folder", "load_uci", "make_splits",
+__all__ = ["DROPOUT_GRID_2018", "PUBLISHED", "SHIPPED", "TAU_2016", "UCIDataset", "find_folder", "load_uci", "make_splits",
            "read_table", "standardise"]

@@ -271,8 +271,11 @@ __all__ = ["BatchedDropoutMLP", "DropoutMLP", "fit_batched", "mc_summary_batched
 # --- The UCI protocols of Gal & Ghahramani -------------------------------------------------------------------
 
 #: Settings of the authors' per-dataset 2016 scripts that produced the paper's table: dropout rate and batch size.
-#: (The paper's text says p = 0.05 everywhere; their yacht script used p = 0.01, and all used batches of 32.)
-SETTINGS_2016 = {"yacht": {"p": 0.01, "batch_size": 32}}
+#: The paper's text says p = 0.05; their scripts used batches of 32, p = 0.05 for energy and p = 0.01 for yacht
+#: (read in the scripts). For concrete p = 0.01 is our inference: it reproduces the published row within one
+#: standard error (5.29 ± 0.12, −3.06 ± 0.02) where p = 0.05 does not (5.71 ± 0.12, −3.14 ± 0.02).
+SETTINGS_2016 = {"yacht": {"p": 0.01, "batch_size": 32}, "concrete": {"p": 0.01, "batch_size": 32},
+                 "energy": {"p": 0.05, "batch_size": 32}}
 DEFAULT_2016 = {"p": 0.05, "batch_size": 32}
 
 
@@ -289,7 +292,9 @@ def protocol_2016(ds, *, splits: Sequence[int] | None = None, tau: float | None 
     train on each split's 90 %, report the test RMSE of the MC mean and the test log-likelihood (T samples).
 
     Defaults: the published τ, ``p`` and ``batch_size`` of :data:`SETTINGS_2016`, ``epochs`` = 10 × n_epochs
-    (400). All splits train together as one batched computation. Taught in chapter 1.
+    (400). All splits train together as one batched computation. Returns per-split tensors ``rmse``,
+    ``rmse_standard``, ``ll``, the test predictive ``mean`` and ``var`` (MC, without 1/τ), the trained batched
+    ``model`` and ``(mean, standard error)`` pairs ``rmse_mean_se`` and ``ll_mean_se``. Taught in chapter 1.
     """
     from helpers.data.uci import TAU_2016
 
@@ -307,7 +312,8 @@ def protocol_2016(ds, *, splits: Sequence[int] | None = None, tau: float | None 
                         batch_size=batch_size, T=T, device=device, seed=seed, progress=progress)
     return {"protocol": "2016", "splits": splits, "tau": tau, "p": p, "epochs": epochs, "batch_size": batch_size,
             "T": T, "rmse": out["rmse"], "rmse_standard": out["rmse_standard"], "ll": out["ll"],
-            "rmse_mean_se": _summary(out["rmse"]), "ll_mean_se": _summary(out["ll"])}
+            "rmse_mean_se": _summary(out["rmse"]), "ll_mean_se": _summary(out["ll"]), "mean": out["mean"],
+            "var": out["var"], "model": out["model"]}
 
 
 def protocol_2018(ds, *, splits: Sequence[int] | None = None, p_grid: Sequence[float] | None = None,
@@ -347,7 +353,7 @@ def protocol_2018(ds, *, splits: Sequence[int] | None = None, p_grid: Sequence[f
     return {"protocol": "2018", "splits": splits, "grid": grid, "epochs": epochs, "batch_size": batch_size, "T": T,
             "validation_ll": val_ll, "p": best_p, "tau": best_tau, "rmse": out["rmse"],
             "rmse_standard": out["rmse_standard"], "ll": out["ll"], "rmse_mean_se": _summary(out["rmse"]),
-            "ll_mean_se": _summary(out["ll"])}
+            "ll_mean_se": _summary(out["ll"]), "mean": out["mean"], "var": out["var"], "model": out["model"]}
 
 
 __all__ += ["DEFAULT_2016", "SETTINGS_2016", "protocol_2016", "protocol_2018"]
