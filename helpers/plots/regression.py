@@ -42,8 +42,10 @@ def plot_predictive_bands(ax: plt.Axes, x, mean, std, *, x_train=None, y_train=N
 def plot_calibration(ax: plt.Axes, expected, observed, *, label: str = "model", color: str | None = None,
                      title: str = "Calibration of the predictive distribution") -> plt.Axes:
     """Observed vs expected cumulative frequency (Kuleshov et al. 2018): the diagonal is perfect calibration;
-    below it the predicted intervals are too narrow (over-confident), above it too wide."""
-    ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1, label="perfect calibration")
+    an S-shape steeper than the diagonal means too-wide predictive distributions (under-confident), a flatter
+    one too narrow (over-confident). Call it once per model on the same axes: the diagonal is drawn once."""
+    if not any(line.get_label() == "perfect calibration" for line in ax.get_lines()):  # once per axes
+        ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1, label="perfect calibration")
     ax.plot(_np(expected), _np(observed), marker="o", ms=3, color=color, label=label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
