@@ -229,9 +229,10 @@ def train_members(datasets: Sequence[tuple], p: Sequence[float], tau: Sequence[f
     """Train and evaluate K networks together: member k trains on ``datasets[k] = (X_tr, y_tr, X_te, y_te)``
     (NumPy arrays, same shapes for every member) with dropout ``p[k]`` and precision ``tau[k]``.
 
-    Standardises with training statistics, sets the weight decay from (l, p, N, τ), trains with
-    :func:`fit_batched`, and evaluates on the held-out part with T MC samples. Returns per-member tensors ``rmse``
-    (of the MC mean), ``rmse_standard`` (dropout off), ``ll`` (test log-likelihood), and the ``model``.
+    Seeds torch with ``seed``, standardises with training statistics, sets the weight decay from (l, p, N, τ),
+    trains with :func:`fit_batched`, and evaluates on the held-out part with T MC samples. Returns per-member
+    tensors ``rmse`` (of the MC mean), ``rmse_standard`` (dropout off), ``ll`` (test log-likelihood), the test
+    predictive ``mean`` and ``var``, and the batched ``model``.
     Taught in chapter 1.
     """
     from helpers.data.uci import standardise

@@ -95,3 +95,22 @@ def test_a_short_training_beats_the_mean_predictor():
     baseline = [np.sqrt(np.mean((ds.split(k)[3] - ds.split(k)[1].mean()) ** 2)) for k in range(2)]
     assert np.all(out["rmse"].numpy() < 0.6 * np.array(baseline))
     assert np.all(np.isfinite(out["ll"].numpy()))
+
+
+def test_command_line_prints_one_json_line(capsys):
+    import json
+
+    from helpers.cli import main
+
+    assert main(["uci", "--dataset", "yacht", "--splits", "2", "--epochs", "2", "--T", "5"]) == 0
+    out = json.loads(capsys.readouterr().out.strip())
+    assert out["dataset"] == "yacht" and out["n_splits"] == 2 and out["protocol"] == "2016"
+    assert {"rmse", "rmse_se", "test_ll", "test_ll_se", "seconds"} <= out.keys()
+
+
+def test_command_line_reports_a_missing_dataset_in_one_line(capsys, tmp_path):
+    from helpers.cli import main
+
+    assert main(["uci", "--data-dir", str(tmp_path), "--dataset", "nothing"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nothing" in err and "Traceback" not in err
