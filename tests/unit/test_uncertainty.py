@@ -140,3 +140,16 @@ def test_streaming_log_likelihood_matches_direct_computation():
     direct = -0.5 * tau[:, None] * (y - pred) ** 2 - 0.5 * math.log(2 * math.pi) + 0.5 * torch.log(tau[:, None])
     assert torch.allclose(s["ll"], direct.double(), atol=1e-5)
     assert torch.allclose(s["mean"], pred, atol=1e-5) and torch.all(s["var"] < 1e-8)
+
+
+def test_toy_problems_have_the_advertised_structure():
+    from helpers.data.toy import gap_regression, grid_2d, true_function, two_moons
+
+    x, y = gap_regression(n=100, noise=0.0, gap=(-0.4, 0.4), seed=1)
+    assert x.shape == y.shape == (100, 1) and not ((x > -0.4) & (x < 0.4)).any()
+    assert torch.allclose(y[:, 0], torch.tensor(true_function(x[:, 0].numpy()), dtype=torch.float32), atol=1e-6)
+    xm, ym = two_moons(n=200, seed=0)
+    assert xm.shape == (200, 2) and set(ym.tolist()) == {0, 1}
+    assert torch.allclose(xm.mean(0), torch.zeros(2), atol=1e-5)
+    pts, xx, _ = grid_2d(lim=2.0, steps=7)
+    assert pts.shape == (49, 2) and xx.shape == (7, 7) and pts.abs().max() == 2.0
