@@ -64,7 +64,7 @@ def test_chapter_starts_with_the_hidden_colab_setup_cell(nb):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
 def test_chapters_read_the_profile_only_through_helpers(nb):
     text = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
-    assert "BOOK_PROFILE" not in text and "os.environ" not in text, f"{nb.name}: use helpers.config.pick"
+    assert "os.environ" not in text and "getenv" not in text, f"{nb.name}: read the profile via helpers.config"
 
 
 def test_one_repository_url_everywhere():
