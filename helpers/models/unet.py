@@ -125,7 +125,9 @@ def predict(model: nn.Module, x: torch.Tensor, *, T: int = 20, chunk_size: int =
     ``mutual_information`` (epistemic, BALD), and, with a log-variance output, ``logit_variance`` (the mean
     predicted σ² of the logit noise) and ``aleatoric``: that variance carried to the probability by the delta
     method, Var[sigmoid(f + σε)] ≈ (p(1 − p))² σ², averaged over the MC samples. Where the logit is large the
-    probability is saturated and logit noise does not matter; ``aleatoric`` says so, ``logit_variance`` does not. ``modules`` restricts MC dropout to some dropout modules (the others stay off).
+    probability is saturated and logit noise does not matter; ``aleatoric`` says so, ``logit_variance`` does not.
+    ``modules`` restricts MC dropout to some dropout modules (the others stay off); a model without dropout
+    gets its single pass as the one "sample" (mutual information 0).
     All maps are ``[N, 1, H, W]``. Taught in chapter 4.
     """
     xp, (h, w) = pad_to_multiple(x, 2 ** (getattr(model, "levels", 5) - 1))
@@ -144,7 +146,10 @@ def predict(model: nn.Module, x: torch.Tensor, *, T: int = 20, chunk_size: int =
         for m in keep:
             m.p = keep[m] if m in modules else 0.0
     try:
-        samples = mc_samples(model, xp, T, chunk_size=chunk_size, transform=both)[..., :h, :w]
+        if _dropouts(model):
+            samples = mc_samples(model, xp, T, chunk_size=chunk_size, transform=both)[..., :h, :w]
+        else:  # a network without dropout: its one deterministic pass, zero epistemic spread
+            samples = both(out)[None, ..., :h, :w]
     finally:
         if modules is not None:
             for m, p in keep.items():

@@ -90,3 +90,9 @@ def test_learns_bars():
             assert float(segmentation_loss(model(x), y, fov)) < start
     finally:
         torch.set_num_threads(threads)
+
+
+def test_predict_without_dropout_has_no_epistemic_spread():
+    out = predict(small(dropout="none", p=0.0), torch.rand(1, 1, 16, 16), T=5)
+    assert out["samples"].shape[0] == 1 and float(out["mutual_information"].max()) == 0.0
+    assert torch.allclose(out["probs"], out["single"])
