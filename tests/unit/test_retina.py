@@ -159,3 +159,14 @@ def test_command_line_on_a_folder(tmp_path, capsys, one_thread):
     assert main(["retina", "--train", str(root), "--test", str(root), "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "error:" in err and "eye1.png" in err and "Traceback" not in err
+
+
+def test_read_mask_accepts_0_1_and_0_255_and_checks_size(tmp_path):
+    m = np.zeros((6, 8), np.uint8)
+    m[2:4, 3:6] = 1
+    Image.fromarray(m).save(tmp_path / "a.png")
+    Image.fromarray(m * 255).save(tmp_path / "b.png")
+    a = read_mask(tmp_path / "a.png")
+    assert a.dtype == bool and a.sum() == 6 and (a == read_mask(tmp_path / "b.png")).all()
+    with pytest.raises(DataError, match=r"b\.png.*8×6"):
+        read_mask(tmp_path / "b.png", shape=(8, 6))
