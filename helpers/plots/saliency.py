@@ -128,7 +128,7 @@ def animate_attributions(images: torch.Tensor, maps: Mapping[str, torch.Tensor],
                          interval: int = 900, dpi: int = 72) -> animation.FuncAnimation:
     """A kernel-free viewer: one frame per (image, map) pair, image on the left, the map on the right.
 
-    Render with ``IPython.display.HTML(anim.to_jshtml())``: the slider works on a static web page; ``dpi`` sets
+    Render with ``helpers.plots.animation.animation_html(anim)``: the slider works on a static web page; ``dpi`` sets
     the frames' resolution (and the page's size). Taught in chapter 3.
     """
     frames = [(i, name) for i in range(len(images)) for name in maps]
