@@ -60,8 +60,9 @@ def _forward_rows(model: nn.Module, x: torch.Tensor, T: int, chunk_size: int,
     if n >= chunk_size:  # large inputs: samples one after another, rows in chunks
         for _ in range(T):
             parts = [model(x[i:i + chunk_size]) for i in range(0, n, chunk_size)]
-            y = torch.cat(parts)
-            out.append((transform(y) if transform else y).unsqueeze(0))
+            if transform is not None:  # per chunk: the model may return a tuple that only transform understands
+                parts = [transform(part) for part in parts]
+            out.append(torch.cat(parts).unsqueeze(0))
         return torch.cat(out)
     per_pass = max(1, chunk_size // n)
     done = 0

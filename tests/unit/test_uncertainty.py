@@ -153,3 +153,26 @@ def test_toy_problems_have_the_advertised_structure():
     assert torch.allclose(xm.mean(0), torch.zeros(2), atol=1e-5)
     pts, xx, _ = grid_2d(lim=2.0, steps=7)
     assert pts.shape == (49, 2) and xx.shape == (7, 7) and pts.abs().max() == 2.0
+
+
+def test_mc_samples_with_tuple_outputs_in_both_regimes():
+    """A head returning (mean, log_var) works through `transform`, for small and for large inputs."""
+    import torch
+    from torch import nn
+
+    from helpers.uncertainty import mc_samples
+
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.5))
+            self.mean, self.log_var = nn.Linear(8, 1), nn.Linear(8, 1)
+
+        def forward(self, x):
+            h = self.body(x)
+            return self.mean(h), self.log_var(h)
+
+    model, x = TwoHeads(), torch.randn(10, 3)
+    for chunk in (4, 1000):  # rows >= chunk_size, and rows < chunk_size
+        s = mc_samples(model, x, T=5, chunk_size=chunk, transform=lambda out: out[0])
+        assert s.shape == (5, 10, 1) and s.var(0).sum() > 0
