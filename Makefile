@@ -22,7 +22,7 @@ book: env
 test: env browser
 	$(BIN)/python -m pytest tests/unit -q
 	rm -rf _build/.jupyter_cache
-	$(BIN)/python -m pytest -p tests.nbval_to_cache --nbval-lax --nbval-current-env chapters -q
+	$(BIN)/python -m pytest -p tests.nbval_to_cache --nbval-lax --nbval-current-env chapters -q -s
 	@$(MAKE) --no-print-directory site
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/site -q
 

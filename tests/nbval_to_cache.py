@@ -9,6 +9,8 @@ those outputs. `make book` empties the cache first, so the book command always e
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -35,6 +37,11 @@ def _recording_get_message(self, *args, **kwargs):
 IPyNbFile.get_kernel_message = _recording_get_message
 
 
+def pytest_runtest_setup(item):
+    if isinstance(item, IPyNbCell):
+        item.parent.__dict__.setdefault("_started", time.perf_counter())
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -52,6 +59,8 @@ def pytest_runtest_makereport(item, call):
 
 
 def _store(nb_file: IPyNbFile) -> None:
+    seconds = time.perf_counter() - nb_file.__dict__.get("_started", time.perf_counter())
+    print(f"\n{nb_file.path.name}: executed in {seconds:.0f} s", file=sys.stderr)
     if nb_file.__dict__.get("_cache_failed"):
         return
     nb = nb_file.nb
