@@ -10,7 +10,6 @@ BIN     := $(VENV)/bin
 # The environment is rebuilt only when requirements.txt or pyproject.toml change.
 STAMP   := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || command -v google-chrome || echo chromium)
-export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: book test env browser unit notebooks site site-check clean data-release

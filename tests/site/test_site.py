@@ -102,6 +102,13 @@ def test_every_image_exists_and_renders(visited, page_file):
         assert img["ok"], f"{page_file}: image {src[:80]} did not render"
 
 
+@pytest.mark.parametrize("page_file", [p for p in PAGES if p.startswith("chapters/")])
+def test_chapter_pages_show_their_figures(visited, page_file):
+    """Executed chapters carry their figures (e.g. not lost to a non-inline matplotlib backend)."""
+    figures = [i for i in visited[page_file]["images"] if (i["src"] or "").startswith(("../_images/", "data:image"))]
+    assert len(figures) >= 3, f"{page_file}: only {len(figures)} figures rendered"
+
+
 @pytest.mark.parametrize("page_file", PAGES)
 def test_equations_are_typeset_offline(visited, page_file):
     info = visited[page_file]
