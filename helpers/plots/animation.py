@@ -9,7 +9,7 @@ from matplotlib.animation import Animation
 # matplotlib's player loads Font Awesome from a CDN for its button icons; the book's pages must work offline,
 # so the stylesheet link is dropped and each icon is replaced by a plain Unicode symbol.
 _ICONS = {
-    "fa fa-minus": "−", "fa fa-plus": "+", "fa fa-fast-backward": "⏮", "fa fa-fast-forward": "⏭",
+    "fa fa-minus": "−", "fa fa-plus": "+", "fa fa-fast-backward": "⇤", "fa fa-fast-forward": "⇥",
     "fa fa-step-backward": "◀|", "fa fa-step-forward": "|▶", "fa fa-play fa-flip-horizontal": "◀",
     "fa fa-play": "▶", "fa fa-pause": "❚❚",
 }
