@@ -52,32 +52,17 @@ def test_missing_data_file_names_the_place(tmp_path):
         load_uci("yacht", tmp_path)
 
 
-def test_malformed_table_is_a_data_error(tmp_path):
+@pytest.mark.parametrize("files, message", [
+    ({"data.txt": "1 2 3\n4 five 6\n"}, "data.txt"),                                   # malformed table
+    ({"index_train_0.txt": "\n".join(map(str, range(10)))}, "index_test_0.txt"),       # test split missing
+    ({"index_train_0.txt": "0\n1\n999\n", "index_test_0.txt": "2\n"}, "outside"),    # index out of range
+    ({"index_features.txt": "0\n1\n42\n"}, "index_features.txt"),                     # no such column
+], ids=["malformed-table", "missing-test-index", "index-out-of-range", "feature-column-out-of-range"])
+def test_bad_files_are_data_errors_naming_the_file(tmp_path, files, message):
     dst = _copy(tmp_path)
-    (dst / "data.txt").write_text("1 2 3\n4 five 6\n")
-    with pytest.raises(DataError, match="data.txt"):
-        load_uci("yacht", tmp_path)
-
-
-def test_missing_test_index_file_is_a_data_error(tmp_path):
-    dst = _copy(tmp_path)
-    (dst / "index_train_0.txt").write_text("\n".join(map(str, range(10))))
-    with pytest.raises(DataError, match="index_test_0.txt"):
-        load_uci("yacht", tmp_path)
-
-
-def test_index_out_of_range_is_a_data_error(tmp_path):
-    dst = _copy(tmp_path)
-    (dst / "index_train_0.txt").write_text("0\n1\n999\n")
-    (dst / "index_test_0.txt").write_text("2\n")
-    with pytest.raises(DataError, match="outside"):
-        load_uci("yacht", tmp_path)
-
-
-def test_feature_column_out_of_range_is_a_data_error(tmp_path):
-    dst = _copy(tmp_path)
-    (dst / "index_features.txt").write_text("0\n1\n42\n")
-    with pytest.raises(DataError, match="index_features.txt"):
+    for name, text in files.items():
+        (dst / name).write_text(text)
+    with pytest.raises(DataError, match=message):
         load_uci("yacht", tmp_path)
 
 
