@@ -50,3 +50,12 @@ def test_random_flips_flip_some_images_left_right_only():
     flipped = [(o == xi.flip(-1)).all() and not (o == xi).all() for o, xi in zip(out, x)]
     same = [(o == xi).all() for o, xi in zip(out, x)]
     assert all(f or s for f, s in zip(flipped, same)) and 0 < sum(flipped) < len(x)
+
+
+def test_one_cycle_adamw_learns_and_ends_at_a_small_learning_rate():
+    x, y = _toy()
+    seed_everything(0)
+    model = _model()
+    history = train_classifier(model, x, y, epochs=10, lr=2e-2, optimizer="adamw", one_cycle=True, progress=False)
+    assert history[-1] < 0.5 * history[0]
+    assert (predict_logits(model, x).argmax(1) == y).float().mean() > 0.95
