@@ -48,7 +48,21 @@ def mc_dropout(model: nn.Module) -> Iterator[nn.Module]:
             m.training = mode
 
 
-def _forward_rows(model: nn.Module, x: torch.Tensor, T: int, chunk_size: int,
+#: Default memory bound of an MC pass, in input values: about 170,000 rows of a 6-feature table, 256 64×64
+#: images, or one 1-megapixel fundus photograph per pass.
+INPUT_VALUES_PER_PASS = 1 << 20
+
+
+def rows_per_pass(x: torch.Tensor, chunk_size: int | None = None) -> int:
+    """``chunk_size`` if given, else the number of rows of ``x`` with :data:`INPUT_VALUES_PER_PASS` values."""
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise BookError(f"chunk_size={chunk_size}: need at least one row per pass")
+        return chunk_size
+    return max(1, INPUT_VALUES_PER_PASS // max(1, x[0].numel()))
+
+
+def _forward_rows(model: nn.Module, x: torch.Tensor, T: int, chunk_size: int | None,
                   transform: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
     """``T`` stochastic outputs for every row of ``x`` as one tensor ``[T, N, ...]``, in batched passes.
 
@@ -56,6 +70,7 @@ def _forward_rows(model: nn.Module, x: torch.Tensor, T: int, chunk_size: int,
     ``k`` copies of ``x`` is ``k`` MC samples. ``chunk_size`` bounds the rows in one pass (memory).
     """
     n = x.shape[0]
+    chunk_size = rows_per_pass(x, chunk_size)
     out: list[torch.Tensor] = []
     if n >= chunk_size:  # large inputs: samples one after another, rows in chunks
         for _ in range(T):
@@ -77,13 +92,14 @@ def _forward_rows(model: nn.Module, x: torch.Tensor, T: int, chunk_size: int,
 
 
 @torch.no_grad()
-def mc_samples(model: nn.Module, x: torch.Tensor, T: int = 50, *, chunk_size: int = 4096,
+def mc_samples(model: nn.Module, x: torch.Tensor, T: int = 50, *, chunk_size: int | None = None,
                transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Return ``T`` MC-dropout outputs of ``model`` for input ``x`` as a tensor of shape ``[T, N, ...]``.
 
     ``transform`` is applied to each batch of outputs (e.g. ``lambda z: z.softmax(1)``) before they are stored.
-    Computed in batched passes of at most ``chunk_size`` rows (not a Python loop over ``T``): 4096 suits small
-    tabular networks; for images use a few hundred (each row is a whole image's activations).
+    Computed in batched passes of at most ``chunk_size`` rows (not a Python loop over ``T``); by default as many
+    rows as hold about a million input values (:func:`rows_per_pass`). Lower it when a network's activations are
+    much larger than its input.
     """
     if T < 1:
         raise BookError(f"T={T}: the number of MC samples must be at least 1")
@@ -137,7 +153,7 @@ def regression_summary(means: torch.Tensor, variances: torch.Tensor | float | No
 
 
 def mc_predict(model: nn.Module, x: torch.Tensor, T: int = 50, *, task: str = "classification",
-               chunk_size: int = 4096, return_samples: bool = False) -> dict[str, torch.Tensor]:
+               chunk_size: int | None = None, return_samples: bool = False) -> dict[str, torch.Tensor]:
     """MC-dropout prediction with its uncertainty summaries.
 
     ``task="classification"``: the model returns logits ``[N, C, ...]``; summaries of :func:`classification_summary`.

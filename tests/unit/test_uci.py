@@ -76,9 +76,9 @@ def test_a_short_training_beats_the_mean_predictor():
     from helpers.models.mlp import train_members
 
     ds = load_uci("yacht", SHIPPED_DIR)
-    out = train_members([ds.split(0), ds.split(1)], p=[0.05, 0.05], tau=[0.54, 0.54], epochs=60, T=50)
+    out = train_members([ds.split(0), ds.split(1)], p=[0.05, 0.05], tau=[0.54, 0.54], epochs=200, T=50)
     baseline = [np.sqrt(np.mean((ds.split(k)[3] - ds.split(k)[1].mean()) ** 2)) for k in range(2)]
-    assert np.all(out["rmse"].numpy() < 0.6 * np.array(baseline))
+    assert np.all(out["rmse"].numpy() < 0.45 * np.array(baseline))  # reached: 0.34
     assert np.all(np.isfinite(out["ll"].numpy()))
 
 

@@ -176,3 +176,41 @@ def test_mc_samples_with_tuple_outputs_in_both_regimes():
     for chunk in (4, 1000):  # rows >= chunk_size, and rows < chunk_size
         s = mc_samples(model, x, T=5, chunk_size=chunk, transform=lambda out: out[0])
         assert s.shape == (5, 10, 1) and s.var(0).sum() > 0
+
+
+def test_hand_written_gradients_match_autograd():
+    from helpers.models.mlp import batched_mse_grads
+
+    torch.manual_seed(0)
+    model = BatchedDropoutMLP(3, 4, hidden=6, p=[0.0, 0.2, 0.5], out_features=2)
+    x, y, reg = torch.randn(3, 7, 4), torch.randn(3, 7, 2), torch.tensor([1e-3, 0.0, 0.1])
+    keep = (torch.rand(3, 7, 4) > 0.3, torch.rand(3, 7, 6) > 0.3)
+    with torch.no_grad():
+        mse = batched_mse_grads(model, x, y, reg, masks=keep)
+    by_hand = [p.grad.clone() for p in (model.w1, model.b1, model.w2, model.b2)]
+
+    model.zero_grad()
+    _, scale = model.keep_threshold()
+    h = torch.relu(torch.baddbmm(model.b1, x * keep[0] * scale, model.w1)) * keep[1] * scale
+    ref_mse = ((torch.baddbmm(model.b2, h, model.w2) - y) ** 2).mean((1, 2))
+    (ref_mse + reg * model.weight_l2()).sum().backward()
+    assert torch.allclose(mse, ref_mse.detach(), atol=1e-6)
+    for got, p in zip(by_hand, (model.w1, model.b1, model.w2, model.b2)):
+        assert torch.allclose(got, p.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.005, 0.05, 0.5])
+def test_dropout_masks_keep_units_with_probability_one_minus_p(p):
+    from helpers.models.mlp import dropout_mask
+
+    model = BatchedDropoutMLP(1, 2, hidden=2, p=p)
+    threshold, scale = model.keep_threshold()
+    keep = dropout_mask((1, 1000, 1000), threshold, torch.Generator().manual_seed(0))
+    rate = keep.double().mean().item()
+    assert abs(rate - (1 - p)) < 5 * math.sqrt(p * (1 - p) / 1e6) + 1 / 65536
+    assert scale.item() == pytest.approx(1 / (1 - p), rel=1e-4)
+    if p == 0:
+        assert keep.all()
+    # every 16-bit lane of the 64-bit words is uniform, including the sign lane
+    lanes = keep.reshape(-1)[: 4 * 250_000].view(-1, 4).double().mean(0)
+    assert (lanes - (1 - p)).abs().max() < 6 * math.sqrt(p * (1 - p) / 250_000) + 1 / 65536
