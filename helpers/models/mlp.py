@@ -107,14 +107,19 @@ class BatchedDropoutMLP(nn.Module):
         counts = torch.round((1.0 - self.p) * 65536).clamp(1, 65536)
         return (counts - 32769).to(torch.int16).view(-1, 1, 1), (65536.0 / counts).view(-1, 1, 1)
 
-    def _drop(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        threshold, scale = self.keep_threshold()
-        return (h * scale).mul_(dropout_mask(h.shape, threshold, generator).view(torch.uint8))
-
-    def forward(self, x: torch.Tensor, stochastic: bool | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, stochastic: bool | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         on = self.training if stochastic is None else stochastic
-        h = torch.relu(torch.baddbmm(self.b1, self._drop(x) if on else x, self.w1))
-        return torch.baddbmm(self.b2, self._drop(h) if on else h, self.w2)
+        if not on:
+            return torch.baddbmm(self.b2, torch.relu(torch.baddbmm(self.b1, x, self.w1)), self.w2)
+        # Dropout, with the 1/P(keep) scale applied to the small weight matrices rather than the activations;
+        # multiplying by a boolean viewed as uint8 is ~10x faster on a CPU than by the boolean.
+        threshold, scale = self.keep_threshold()
+        xk = x * dropout_mask(x.shape, threshold, generator).view(torch.uint8)
+        hk = torch.baddbmm(self.b1, xk, self.w1 * scale).relu_()
+        keep = dropout_mask(hk.shape, threshold, generator).view(torch.uint8)
+        hk = hk * keep if torch.is_grad_enabled() else hk.mul_(keep)  # autograd needs the ReLU output
+        return torch.baddbmm(self.b2, hk, self.w2 * scale)
 
     def weight_l2(self) -> torch.Tensor:
         """Σ w² per member (biases excluded), shape ``[K]``."""
@@ -236,7 +241,7 @@ def batched_mse_grads(model: BatchedDropoutMLP, xb: torch.Tensor, yb: torch.Tens
 
 @torch.no_grad()
 def mc_summary_batched(model: BatchedDropoutMLP, X: torch.Tensor, T: int, *, y_mean=0.0, y_std=1.0,
-                       y: torch.Tensor | None = None, tau=None, chunk_rows: int = 1 << 20
+                       y: torch.Tensor | None = None, tau=None, chunk_rows: int | None = None
                        ) -> dict[str, torch.Tensor]:
     """Streaming MC-dropout summaries of every member on its own inputs ``X[k] [n, d]``, without storing samples.
 
@@ -244,10 +249,13 @@ def mc_summary_batched(model: BatchedDropoutMLP, X: torch.Tensor, T: int, *, y_m
     ``var`` (of the T samples, ``[K, n]``), the deterministic prediction ``standard`` (dropout off, weights
     scaled: the "standard dropout" baseline) and, given targets ``y [K, n]`` and ``tau`` (scalar or ``[K]``),
     the per-point Gaussian mixture log-likelihood ``ll`` of :func:`helpers.metrics.regression.gaussian_log_likelihood`.
-    T samples are drawn in batched passes of at most ``chunk_rows`` rows in all (memory bound).
+    T samples are drawn in batched passes of at most ``chunk_rows`` rows in all (default: 32,768 on a CPU, where
+    a pass that fits in the cache is several times faster than one large pass; 4 million on a GPU).
     """
     K, n, _ = X.shape
     dev = model.w1.device
+    if chunk_rows is None:
+        chunk_rows = 1 << 15 if dev.type == "cpu" else 1 << 22
     X = X.to(dev)
     y_mean = torch.as_tensor(y_mean, dtype=X.dtype, device=dev).reshape(-1, 1).expand(K, 1)
     y_std = torch.as_tensor(y_std, dtype=X.dtype, device=dev).reshape(-1, 1).expand(K, 1)
@@ -259,9 +267,13 @@ def mc_summary_batched(model: BatchedDropoutMLP, X: torch.Tensor, T: int, *, y_m
     if y is not None:
         y = torch.as_tensor(y, dtype=torch.float64, device=dev).reshape(K, 1, n)
         tau_t = torch.as_tensor(tau, dtype=torch.float64, device=dev).reshape(-1, 1, 1).expand(K, 1, 1)
-    per_pass = max(1, chunk_rows // (n * K))
-    with _threads_for(min(per_pass, T) * n * K * model.w1.shape[2], dev):
-        _accumulate(model, X, T, per_pass, y_mean, y_std, y, tau_t if y is not None else None, total, total_sq, lse)
+    rows = max(1, chunk_rows // K)  # rows of each member in one pass
+    with _threads_for(min(rows, n * T) * K * model.w1.shape[2], dev):
+        for j in range(0, n, rows):  # blocks of points; as many samples per pass as fit
+            block = slice(j, min(n, j + rows))
+            _accumulate(model, X[:, block], T, max(1, rows // (block.stop - j)), y_mean, y_std,
+                        None if y is None else y[:, :, block], tau_t if y is not None else None,
+                        total[:, block], total_sq[:, block], None if lse is None else lse[:, block])
     mean = total / T
     result = {"mean": mean, "var": (total_sq / T - mean ** 2).clamp_min(0.0), "standard": standard.double()}
     if y is not None:
@@ -287,7 +299,7 @@ def _accumulate(model, X, T, per_pass, y_mean, y_std, y, tau_t, total, total_sq,
 def train_members(datasets: Sequence[tuple], p: Sequence[float], tau: Sequence[float], epochs: int, *,
                   hidden: int = 50, length_scale: float = 1e-2, batch_size: int = 128, T: int = 10_000,
                   device: torch.device | str = "cpu", seed: int = 0, progress: bool | str = False,
-                  chunk_rows: int = 1 << 20, on_trained: Callable | None = None) -> dict[str, torch.Tensor]:
+                  chunk_rows: int | None = None, on_trained: Callable | None = None) -> dict[str, torch.Tensor]:
     """Train and evaluate K networks together: member k trains on ``datasets[k] = (X_tr, y_tr, X_te, y_te)``
     (NumPy arrays, same shapes for every member) with dropout ``p[k]`` and precision ``tau[k]``.
 
