@@ -104,12 +104,16 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 16) -> tuple[torch.Tensor, 
 
 
 def segmentation_loss(output, target: torch.Tensor, fov: torch.Tensor, *, aleatoric_weight: float = 1.0,
-                      T: int = 20) -> torch.Tensor:
+                      T: int = 20, bce_weight: float = 0.0) -> torch.Tensor:
     """Soft Dice loss of the vessel probabilities inside the field of view (Milletari et al. 2016), plus, for a
     model with a log-variance output, ``aleatoric_weight`` times the logit-noise loss of Kendall & Gal (2017)
-    with ``T`` noise samples, also inside the field of view. Taught in chapter 4."""
+    with ``T`` noise samples, also inside the field of view, plus ``bce_weight`` times the plain binary
+    cross-entropy there. Taught in chapter 4."""
     logits = logits_of(output)
     loss = soft_dice_loss(torch.sigmoid(logits), target, mask=fov)
+    if bce_weight > 0:
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        loss = loss + bce_weight * (bce * fov).sum() / fov.sum().clamp_min(1.0)
     if isinstance(output, tuple) and aleatoric_weight > 0:
         loss = loss + aleatoric_weight * binary_logit_noise_loss(logits, output[1], target, T=T, mask=fov)
     return loss
