@@ -31,7 +31,7 @@ from helpers.data import fetch
 from helpers.data.retina import chase_split, load_chase, load_drive, to_tensors
 from helpers.metrics.calibration import expected_calibration_error
 from helpers.metrics.segmentation import referral_curve, segmentation_scores, uncertainty_error_overlap
-from helpers.models.unet import UNet, predict_images, recipe, save_checkpoint, train_unet
+from helpers.models.unet import UNet, predict_flipped, predict_images, recipe, save_checkpoint, train_unet
 
 SHARED = Path(os.environ.get("BOOK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 UNC = ("single_entropy", "entropy", "mutual_information", "aleatoric")
@@ -44,6 +44,9 @@ def evaluate(model, test, scale: float, T: int) -> dict:
     target = np.concatenate([s.vessels[s.fov] for s in test])
     res = {k: round(v, 4) for k, v in segmentation_scores(cat["probs"], target).items()}
     res["dice_single_pass"] = round(segmentation_scores(cat["single"], target)["dice"], 4)
+    flipped = np.concatenate([flipped_probs(model, s, scale)[s.fov] for s in test])
+    res.update({f"{k}_flips": round(v, 4) for k, v in segmentation_scores(flipped, target).items()
+                if k in ("dice", "auc")})
     res["ece"] = round(expected_calibration_error(cat["probs"], target.astype(int)), 4)
     res["mean_mutual_information"] = float(cat["mutual_information"].mean())
     for name in UNC:
@@ -54,6 +57,14 @@ def evaluate(model, test, scale: float, T: int) -> dict:
         res[f"ueo_{name}"] = round(uncertainty_error_overlap(cat[name], error)[0], 4)
         res[f"refer10_{name}"] = round(float(referral_curve(probs, target, cat[name], fractions=[0.1])[1][0]), 4)
     return res
+
+
+def flipped_probs(model, sample, scale: float) -> np.ndarray:
+    """Test-time augmentation (four flips, dropout off) for one image, at ``scale``, resized to the image."""
+    x, _, _ = to_tensors([sample], scale)
+    probs = predict_flipped(model, x.to(next(model.parameters()).device)).float().cpu()
+    return torch.nn.functional.interpolate(probs, size=sample.shape, mode="bilinear", align_corners=False
+                                           )[0, 0].numpy()
 
 
 def fit(train, rec: dict, val=None, **overrides) -> tuple[UNet, dict, float]:

@@ -170,6 +170,22 @@ def predict(model: nn.Module, x: torch.Tensor, *, T: int = 20, chunk_size: int =
     return result
 
 
+@torch.no_grad()
+def predict_flipped(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Test-time augmentation: the mean vessel probability of ``model`` (dropout off) over the input and its
+    horizontal, vertical and double flips, each flipped back, ``[N, 1, H, W]``. A retina has no preferred
+    orientation, so the four predictions should agree; averaging them removes orientation-specific errors."""
+    xp, (h, w) = pad_to_multiple(x, 2 ** (getattr(model, "levels", 5) - 1))
+    was_training = model.training
+    model.eval()
+    total = torch.zeros_like(xp[:, :1])
+    for dims in ((), (-1,), (-2,), (-2, -1)):
+        flip = (lambda t: t.flip(dims)) if dims else (lambda t: t)
+        total += flip(torch.sigmoid(logits_of(model(flip(xp)))))
+    model.train(was_training)
+    return (total / 4)[..., :h, :w]
+
+
 def _dropouts(model: nn.Module) -> list[nn.Module]:
     from helpers.uncertainty import dropout_modules
 
@@ -248,7 +264,8 @@ def dice_loss_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fov: torch.
 
 
 __all__ = ["PLACEMENTS", "UNet", "conv_block", "dice_loss_of", "dropout_groups", "logits_of", "pad_to_multiple",
-           "predict", "predict_images", "recipe", "save_checkpoint", "load_checkpoint", "segmentation_loss", "train_unet"]
+           "predict", "predict_flipped", "predict_images", "recipe", "save_checkpoint", "load_checkpoint",
+           "segmentation_loss", "train_unet"]
 
 
 def recipe(profile: str | None = None) -> dict:

@@ -96,3 +96,26 @@ def test_predict_without_dropout_has_no_epistemic_spread():
     out = predict(small(dropout="none", p=0.0), torch.rand(1, 1, 16, 16), T=5)
     assert out["samples"].shape[0] == 1 and float(out["mutual_information"].max()) == 0.0
     assert torch.allclose(out["probs"], out["single"])
+
+
+def test_flip_averaging_is_exact_for_a_symmetric_model_and_keeps_the_mode():
+    from helpers.models.unet import predict_flipped
+
+    class Blur(torch.nn.Module):  # a flip-equivariant "model": a symmetric 3x3 blur of the input as logits
+        def forward(self, x):
+            return torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+    model = Blur().train()
+    x = torch.rand(2, 1, 20, 24)
+    probs = predict_flipped(model, x)
+    assert probs.shape == (2, 1, 20, 24) and model.training
+    padded = torch.nn.functional.pad(x, (0, 8, 0, 12))  # the same zero padding predict_flipped applies
+    assert torch.allclose(probs, torch.sigmoid(model(padded))[..., :20, :24], atol=1e-6)
+
+    class Fixed(torch.nn.Module):  # ignores its input: the result must be the mean of the flipped-back outputs
+        def forward(self, x):
+            return torch.arange(x[0, 0].numel(), dtype=torch.float32).view(1, 1, *x.shape[-2:]) / 100
+
+    out = torch.sigmoid(Fixed()(torch.zeros(1, 1, 16, 16)))
+    expected = (out + out.flip(-1) + out.flip(-2) + out.flip(-2, -1)) / 4
+    assert torch.allclose(predict_flipped(Fixed(), torch.zeros(1, 1, 16, 16)), expected, atol=1e-6)
