@@ -42,7 +42,7 @@ def validation_threshold(model, val, scale: float) -> float:
     """The threshold of the flip-averaged probabilities that maximises the pooled Dice on validation images."""
     probs = np.concatenate([flipped_probs(model, s, scale)[s.fov] for s in val])
     target = np.concatenate([s.vessels[s.fov] for s in val])
-    grid = np.round(np.arange(0.30, 0.71, 0.025), 3)
+    grid = np.round(np.arange(0.10, 0.91, 0.025), 3)
     dice = [segmentation_scores(probs, target, threshold=float(t))["dice"] for t in grid]
     return float(grid[int(np.argmax(dice))])
 

@@ -205,7 +205,8 @@ def _epochs(model, opt, X, y, reg, it, batch_size, generator, epoch_loss) -> Non
     dev = X.device
     XY = torch.cat([X, y], 2).reshape(K * N, -1)           # one row per (member, example): one gather per step
     offsets = (torch.arange(K) * N)[:, None]
-    seed = int(torch.randint(1 << 62, (1,), generator=generator))
+    seed = int(torch.randint(1 << 62, (1,), generator=generator,
+                             device=generator.device if generator is not None else "cpu"))
     rng = np.random.default_rng(seed)                        # per-row shuffles: 3x faster than argsort
     order = np.broadcast_to(np.arange(N), (K, N))
     for _ in it:
