@@ -30,9 +30,8 @@ class Dropout16(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        counts = min(65536, max(1, round((1.0 - self.p) * 65536)))
-        threshold = torch.tensor(counts - 32769, dtype=torch.int16, device=x.device)
-        return x * (65536.0 / counts) * dropout_mask(x.shape, threshold).view(torch.uint8)
+        threshold, scale = keep_threshold(torch.tensor([self.p], device=x.device))
+        return x * scale.view(()) * dropout_mask(x.shape, threshold.view(())).view(torch.uint8)
 
 
 class DropoutMLP(nn.Module):
@@ -76,10 +75,22 @@ def _random_int16(shape: Sequence[int], device: torch.device, generator: torch.G
     return words.view(torch.int16)[:n].view(*shape)
 
 
+def keep_threshold(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For dropout rates ``p [K]``: the int16 thresholds of :func:`dropout_mask` and the matching 1 / P(keep),
+    each ``[K, 1, 1]``.
+
+    A unit is kept when a uniform 16-bit integer is at most the threshold, so P(keep) is (1 − p) rounded to a
+    multiple of 1/65,536 (p = 0.005 becomes 0.004990; p = 0 keeps every unit); the scale uses that exact
+    probability, so the dropped-out activations stay unbiased.
+    """
+    counts = torch.round((1.0 - p.float()) * 65536).clamp(1, 65536)
+    return (counts - 32769).to(torch.int16).view(-1, 1, 1), (65536.0 / counts).view(-1, 1, 1)
+
+
 def dropout_mask(shape: Sequence[int], threshold: torch.Tensor,
                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Boolean keep-mask of ``shape``: uniform 16-bit integers ``<= threshold`` (int16, broadcastable; see
-    :meth:`BatchedDropoutMLP.keep_threshold`)."""
+    :func:`keep_threshold`)."""
     return _random_int16(shape, threshold.device, generator) <= threshold
 
 
@@ -111,14 +122,8 @@ class BatchedDropoutMLP(nn.Module):
         return self.w1.shape[0]
 
     def keep_threshold(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per member, the int16 threshold of :func:`dropout_mask` and the matching 1 / P(keep), ``[K, 1, 1]``.
-
-        A unit is kept when a uniform 16-bit integer is at most the threshold, so P(keep) is (1 − p) rounded to
-        a multiple of 1/65,536 (p = 0.005 becomes 0.004990; p = 0 keeps every unit); the scale uses that exact
-        probability, so the dropped-out activations stay unbiased.
-        """
-        counts = torch.round((1.0 - self.p) * 65536).clamp(1, 65536)
-        return (counts - 32769).to(torch.int16).view(-1, 1, 1), (65536.0 / counts).view(-1, 1, 1)
+        """:func:`keep_threshold` of every member's dropout rate, each ``[K, 1, 1]``."""
+        return keep_threshold(self.p)
 
     def forward(self, x: torch.Tensor, stochastic: bool | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -354,7 +359,7 @@ def train_members(datasets: Sequence[tuple], p: Sequence[float], tau: Sequence[f
 
 
 __all__ = ["BatchedDropoutMLP", "Dropout16", "DropoutMLP", "batched_mse_grads", "dropout_mask", "fit_batched",
-           "mc_summary_batched", "train_members", "weight_decay_from_tau"]
+           "keep_threshold", "mc_summary_batched", "train_members", "weight_decay_from_tau"]
 
 
 # --- The UCI protocols of Gal & Ghahramani -------------------------------------------------------------------

@@ -214,3 +214,15 @@ def test_dropout_masks_keep_units_with_probability_one_minus_p(p):
     # every 16-bit lane of the 64-bit words is uniform, including the sign lane
     lanes = keep.reshape(-1)[: 4 * 250_000].view(-1, 4).double().mean(0)
     assert (lanes - (1 - p)).abs().max() < 6 * math.sqrt(p * (1 - p) / 250_000) + 1 / 65536
+
+
+def test_dropout16_drops_at_rate_p_and_is_the_identity_in_eval_mode():
+    from helpers.models.mlp import Dropout16
+
+    layer = Dropout16(0.2)
+    x = torch.ones(1000, 1000)
+    torch.manual_seed(0)
+    out = layer.train()(x)
+    assert abs((out == 0).double().mean().item() - 0.2) < 5 * math.sqrt(0.2 * 0.8 / 1e6) + 1 / 65536
+    assert abs(out.mean().item() - 1.0) < 0.005          # 1/P(keep) scaling keeps the mean
+    assert torch.equal(layer.eval()(x), x)
