@@ -226,3 +226,15 @@ def test_dropout16_drops_at_rate_p_and_is_the_identity_in_eval_mode():
     assert abs((out == 0).double().mean().item() - 0.2) < 5 * math.sqrt(0.2 * 0.8 / 1e6) + 1 / 65536
     assert abs(out.mean().item() - 1.0) < 0.005          # 1/P(keep) scaling keeps the mean
     assert torch.equal(layer.eval()(x), x)
+
+
+def test_rows_per_pass_bounds_input_values_not_rows():
+    from helpers.errors import BookError
+    from helpers.uncertainty import INPUT_VALUES_PER_PASS, rows_per_pass
+
+    assert rows_per_pass(torch.zeros(10, 6)) == INPUT_VALUES_PER_PASS // 6
+    assert rows_per_pass(torch.zeros(3, 1, 64, 64)) == 256
+    assert rows_per_pass(torch.zeros(1, 3, 2048, 2048)) == 1     # one huge image still gets one pass
+    assert rows_per_pass(torch.zeros(10, 6), chunk_size=7) == 7
+    with pytest.raises(BookError, match="chunk_size=0"):
+        rows_per_pass(torch.zeros(10, 6), chunk_size=0)
