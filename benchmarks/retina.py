@@ -10,9 +10,8 @@ Run on demand (never in tests); prints one JSON line per experiment and a summar
 Targets (issue 6): quick profile Dice > 0.74 on the CHASE_DB1 test images; full profile Dice >= 0.81 and
 AUC >= 0.98 on CHASE_DB1, F1 >= 0.816 and AUC >= 0.979 on DRIVE images never seen in training (the shared copy of
 DRIVE holds only its 20 training images: we train on 21-32, choose the threshold on 33-34 and test on 35-40,
-and say so), and MC-dropout
-uncertainty at least as informative as the single-pass entropy (uncertainty-error overlap and Dice after
-referring 10 % of pixels). Works on a GPU (``BOOK_DEVICE=cuda``) as well as on the CPU.
+and say so), and MC-dropout uncertainty at least as informative as the single-pass entropy (uncertainty-error
+overlap and Dice after referring 10 % of pixels). Works on a GPU (``BOOK_DEVICE=cuda``) as well as on the CPU.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from helpers.data import fetch
 from helpers.data.retina import chase_split, load_chase, load_drive, to_tensors
 from helpers.metrics.calibration import expected_calibration_error
 from helpers.metrics.segmentation import referral_curve, segmentation_scores, uncertainty_error_overlap
-from helpers.models.unet import UNet, predict_flipped, predict_images, recipe, save_checkpoint, train_unet
+from helpers.models.unet import UNet, predict_images, recipe, save_checkpoint, train_unet
 
 SHARED = Path(os.environ.get("BOOK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 UNC = ("single_entropy", "entropy", "mutual_information", "aleatoric")
@@ -40,7 +39,8 @@ UNC = ("single_entropy", "entropy", "mutual_information", "aleatoric")
 
 def validation_threshold(model, val, scale: float) -> float:
     """The threshold of the flip-averaged probabilities that maximises the pooled Dice on validation images."""
-    probs = np.concatenate([flipped_probs(model, s, scale)[s.fov] for s in val])
+    maps = predict_images(model, val, scale=scale, T=1, flips=True)
+    probs = np.concatenate([m["flipped"][s.fov] for m, s in zip(maps, val)])
     target = np.concatenate([s.vessels[s.fov] for s in val])
     grid = np.round(np.arange(0.10, 0.91, 0.025), 3)
     dice = [segmentation_scores(probs, target, threshold=float(t))["dice"] for t in grid]
@@ -50,12 +50,12 @@ def validation_threshold(model, val, scale: float) -> float:
 def evaluate(model, test, scale: float, T: int, val=None) -> dict:
     """Scores inside the FOV (pooled over images) and, per uncertainty measure, U-E overlap and referral Dice.
     ``*_flips``: test-time flip averaging; with ``val``, also its Dice at the threshold chosen on ``val``."""
-    maps = predict_images(model, test, scale=scale, T=T)
+    maps = predict_images(model, test, scale=scale, T=T, flips=True)
     cat = {k: np.concatenate([m[k][s.fov] for m, s in zip(maps, test)]) for k in maps[0]}
     target = np.concatenate([s.vessels[s.fov] for s in test])
     res = {k: round(v, 4) for k, v in segmentation_scores(cat["probs"], target).items()}
     res["dice_single_pass"] = round(segmentation_scores(cat["single"], target)["dice"], 4)
-    flipped = np.concatenate([flipped_probs(model, s, scale)[s.fov] for s in test])
+    flipped = cat.pop("flipped")
     res.update({f"{k}_flips": round(v, 4) for k, v in segmentation_scores(flipped, target).items()
                 if k in ("dice", "auc")})
     if val:
@@ -71,14 +71,6 @@ def evaluate(model, test, scale: float, T: int, val=None) -> dict:
         res[f"ueo_{name}"] = round(uncertainty_error_overlap(cat[name], error)[0], 4)
         res[f"refer10_{name}"] = round(float(referral_curve(probs, target, cat[name], fractions=[0.1])[1][0]), 4)
     return res
-
-
-def flipped_probs(model, sample, scale: float) -> np.ndarray:
-    """Test-time augmentation (four flips, dropout off) for one image, at ``scale``, resized to the image."""
-    x, _, _ = to_tensors([sample], scale)
-    probs = predict_flipped(model, x.to(next(model.parameters()).device)).float().cpu()
-    return torch.nn.functional.interpolate(probs, size=sample.shape, mode="bilinear", align_corners=False
-                                           )[0, 0].numpy()
 
 
 def fit(train, rec: dict, val=None, **overrides) -> tuple[UNet, dict, float]:

@@ -281,10 +281,11 @@ def recipe(profile: str | None = None) -> dict:
 # ------------------------------------------------------------------------------------ whole images, checkpoints
 @torch.no_grad()
 def predict_images(model: nn.Module, samples: list, *, scale: float = 1.0, T: int = 20, chunk_size: int = 4,
-                   progress: bool = False) -> list[dict[str, "np.ndarray"]]:
+                   progress: bool = False, flips: bool = False) -> list[dict[str, "np.ndarray"]]:
     """:func:`predict` for each :class:`~helpers.data.retina.RetinaImage`, run at ``scale`` and resized back to
     the image's own size (bilinear), as NumPy ``H×W`` maps; the MC ``samples`` are dropped. Metrics are then
-    computed against the original, full-resolution masks. Taught in chapter 4."""
+    computed against the original, full-resolution masks. ``flips=True`` adds ``flipped``, the
+    :func:`predict_flipped` probability. Taught in chapter 4."""
     from tqdm.auto import tqdm
 
     from helpers.data.retina import to_tensors
@@ -295,6 +296,8 @@ def predict_images(model: nn.Module, samples: list, *, scale: float = 1.0, T: in
         x, _, _ = to_tensors([s], scale)
         maps = predict(model, x.to(device), T=T, chunk_size=chunk_size)
         maps.pop("samples")
+        if flips:  # test-time augmentation: the flip-averaged probability, dropout off
+            maps["flipped"] = predict_flipped(model, x.to(device))
         out.append({k: F.interpolate(v.float().cpu(), size=s.shape, mode="bilinear", align_corners=False
                                      )[0, 0].numpy() for k, v in maps.items()})
     return out
