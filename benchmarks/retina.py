@@ -81,7 +81,7 @@ def fit(train, rec: dict, val=None, **overrides) -> tuple[UNet, dict, float]:
     model = UNet(base=rec["base"], p=rec["p"], dropout=rec["dropout"]).to(device)
     t0 = time.perf_counter()
     curves = train_unet(model, x, y, fov, steps=rec["steps"], patch=rec["patch"], batch=rec["batch"], lr=rec["lr"],
-                        generator=gen, progress=sys.stderr.isatty(),
+                        bce_weight=rec.get("bce_weight", 0.0), bf16=rec.get("bf16", False), generator=gen, progress=sys.stderr.isatty(),
                         val=tuple(t.to(device) for t in to_tensors(val, rec["scale"])) if val else None,
                         eval_every=max(rec["steps"] // 10, 1))
     return model, curves, time.perf_counter() - t0
@@ -103,7 +103,8 @@ def chase(args) -> list[dict]:
     model, curves, sec = fit(train_all[:-2], rec, val=train_all[-2:], steps=steps)
     target = args.save or (config.cache_dir() / f"retina_unet_{config.get_profile()}.pt" if args.to_cache else None)
     if target:
-        save_checkpoint(model.cpu(), target, scale=rec["scale"], n_train=len(train_all) - 2, curves=curves)
+        save_checkpoint(model.cpu(), target, scale=rec["scale"], n_train=len(train_all) - 2, curves=curves,
+                        recipe={**rec, "steps": steps})  # chapter 4 loads it only for the same recipe
         print(f"saved {target}", file=sys.stderr)
     return [report("chase", {**rec, "steps": steps},
                    evaluate(model, test, rec["scale"], rec["T"], val=train_all[-2:]), sec)]

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> dict:
              f"{config.get_profile(args.profile)}")
         model = UNet(base=rec["base"], p=rec["p"], dropout=rec["dropout"])
         train_unet(model, x, y, fov, steps=steps, patch=rec["patch"], batch=rec["batch"], lr=rec["lr"],
-                   generator=gen, progress=sys.stderr.isatty())
+                   bce_weight=rec["bce_weight"], generator=gen, progress=sys.stderr.isatty())
         if args.checkpoint is not None:
             save_checkpoint(model, args.checkpoint, scale=rec["scale"], n_train=n_train)
             _log(f"saved {args.checkpoint}")

@@ -210,8 +210,13 @@ def dropout_groups(model: UNet) -> dict[str, list[nn.Module]]:
 def train_unet(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fov: torch.Tensor, *, steps: int,
                patch: int = 128, batch: int = 8, lr: float = 3e-3, generator: torch.Generator | None = None,
                val: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, eval_every: int = 25,
-               progress: bool = True, loss_fn: Callable = segmentation_loss) -> dict[str, list[float]]:
-    """Train on random augmented ``patch``×``patch`` crops (Adam, one-cycle learning rate) for ``steps`` steps.
+               progress: bool = True, bce_weight: float = 0.0, bf16: bool = False,
+               loss_fn: Callable | None = None) -> dict[str, list[float]]:
+    """Train on random augmented ``patch``×``patch`` crops (Adam, one-cycle learning rate) for ``steps`` steps,
+    minimising ``loss_fn`` (default: :func:`segmentation_loss` with ``bce_weight``).
+    ``bf16=True`` runs the forward pass under bfloat16 autocast (weights, loss and optimiser stay float32): we
+    measured 1.4× faster steps on a CPU with AVX-512 BF16; where the hardware lacks bfloat16 it is emulated and
+    can be slower. Off by default.
 
     Returns the learning curves: ``step``, ``train_dice_loss`` (soft Dice loss of the training batches, mean
     since the last evaluation) and, with ``val``, ``val_dice_loss`` (on the full validation images, dropout
@@ -221,6 +226,9 @@ def train_unet(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fov: torch.Te
 
     from helpers.data.retina import augment, random_patches
     gen = generator or torch.Generator().manual_seed(0)
+    if loss_fn is None:
+        def loss_fn(out, target, fov):
+            return segmentation_loss(out, target, fov, bce_weight=bce_weight)
     multiple = 2 ** (getattr(model, "levels", 5) - 1)
     patch = max(multiple, min(patch, min(x.shape[-2:]) // multiple * multiple))  # small images: smaller crops
     model.to(memory_format=torch.channels_last)
@@ -232,7 +240,10 @@ def train_unet(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fov: torch.Te
     for step in bar:
         model.train()
         xb, yb, fb = augment(random_patches((x, y, fov), patch, batch, gen), gen)
-        out = model(xb.contiguous(memory_format=torch.channels_last))
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(xb.contiguous(memory_format=torch.channels_last))
+        if bf16:
+            out = tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
         loss = loss_fn(out, yb, fb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -270,12 +281,14 @@ __all__ = ["PLACEMENTS", "UNet", "conv_block", "dice_loss_of", "dropout_groups",
 
 def recipe(profile: str | None = None) -> dict:
     """The training recipe of chapter 4 and ``python -m helpers retina`` for the active profile: image
-    ``scale``, ``steps`` of Adam on ``batch`` random ``patch``-pixel crops at learning rate ``lr``, the U-Net's
-    ``base`` width, dropout rate ``p`` and placement, and ``T`` MC samples at test time."""
+    ``scale``, ``steps`` of Adam on ``batch`` random ``patch``-pixel crops at learning rate ``lr``, the weight
+    ``bce_weight`` of the cross-entropy term of :func:`segmentation_loss`, the U-Net's ``base`` width, dropout rate
+    ``p`` and placement, and ``T`` MC samples at test time."""
     from helpers.config import pick
 
     return {"scale": pick(0.5, 1.0, profile), "steps": pick(300, 4000, profile), "patch": pick(128, 128, profile),
-            "batch": 8, "lr": 3e-3, "base": 16, "p": 0.1, "dropout": "decoder", "T": pick(16, 32, profile)}
+            "batch": 8, "lr": 3e-3, "bce_weight": 1.0, "base": 16, "p": 0.2, "dropout": "decoder",
+            "T": pick(16, 32, profile)}
 
 
 # ------------------------------------------------------------------------------------ whole images, checkpoints

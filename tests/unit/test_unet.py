@@ -69,8 +69,10 @@ def test_checkpoint_round_trip(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
-def test_learns_bars():
-    """A few dozen steps on a striped image bring the soft Dice loss well below its start."""
+@pytest.mark.parametrize("options", [{}, {"bce_weight": 1.0, "bf16": True}])
+def test_learns_bars(options):
+    """A few dozen steps on a striped image bring the soft Dice loss well below its start (also with the BCE
+    term and bfloat16 autocast: the weights stay float32)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: more threads only wait for each other on a busy CPU
     try:
@@ -84,8 +86,9 @@ def test_learns_bars():
         with torch.no_grad():
             start = float(segmentation_loss(model(x), y, fov))
         curves = train_unet(model, x, y, fov, steps=40, patch=32, batch=4, lr=3e-2, generator=g,
-                            progress=False, val=(x, y, fov), eval_every=20)
+                            progress=False, val=(x, y, fov), eval_every=20, **options)
         assert curves["val_dice_loss"][-1] < 0.3 < curves["val_dice_loss"][0]
+        assert all(q.dtype == torch.float32 for q in model.parameters())
         with torch.no_grad():
             assert float(segmentation_loss(model(x), y, fov)) < start
     finally:
@@ -119,3 +122,35 @@ def test_flip_averaging_is_exact_for_a_symmetric_model_and_keeps_the_mode():
     out = torch.sigmoid(Fixed()(torch.zeros(1, 1, 16, 16)))
     expected = (out + out.flip(-1) + out.flip(-2) + out.flip(-2, -1)) / 4
     assert torch.allclose(predict_flipped(Fixed(), torch.zeros(1, 1, 16, 16)), expected, atol=1e-6)
+
+
+def test_predict_images_adds_the_flip_average_at_the_image_size(tmp_path):
+    import numpy as np
+
+    from helpers.data.retina import RetinaImage, to_tensors
+    from helpers.models.unet import predict_flipped, predict_images
+
+    rng = np.random.default_rng(0)
+    sample = RetinaImage("odd", rng.integers(0, 255, (37, 45, 3), dtype=np.uint8), rng.random((37, 45)) > 0.8,
+                         np.ones((37, 45), bool), tmp_path / "odd.png")
+    torch.manual_seed(0)
+    model = UNet(base=4, levels=3, p=0.2).eval()
+    plain, flipped = (predict_images(model, [sample], T=3, flips=f)[0] for f in (False, True))
+    assert "flipped" not in plain and set(flipped) == set(plain) | {"flipped"}
+    assert all(v.shape == (37, 45) for v in flipped.values())
+    x, _, _ = to_tensors([sample])
+    assert np.allclose(flipped["flipped"], predict_flipped(model, x)[0, 0].numpy(), atol=1e-5)
+    assert np.allclose(flipped["single"], plain["single"], atol=1e-6)  # dropout off: the same single pass
+    half = predict_images(model, [sample], scale=0.5, T=2, flips=True)[0]  # run small, resized back
+    assert half["flipped"].shape == (37, 45) and 0 <= half["flipped"].min() <= half["flipped"].max() <= 1
+
+
+def test_bce_term_is_the_mean_cross_entropy_inside_the_fov():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 1, 8, 8), (torch.rand(2, 1, 8, 8) > 0.7).float()
+    fov = torch.zeros_like(target)
+    fov[..., 2:6, 1:7] = 1
+    extra = segmentation_loss(logits, target, fov, bce_weight=0.5) - segmentation_loss(logits, target, fov)
+    inside = fov.bool()
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[inside], target[inside])
+    assert torch.allclose(extra, 0.5 * expected, atol=1e-6)
