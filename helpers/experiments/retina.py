@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> dict:
         train_unet(model, x, y, fov, steps=steps, patch=rec["patch"], batch=rec["batch"], lr=rec["lr"],
                    bce_weight=rec["bce_weight"], generator=gen, progress=sys.stderr.isatty())
         if args.checkpoint is not None:
-            save_checkpoint(model, args.checkpoint, scale=rec["scale"], n_train=n_train)
+            save_checkpoint(model, args.checkpoint, scale=rec["scale"], n_train=n_train,
+                            recipe={**rec, "steps": steps})
             _log(f"saved {args.checkpoint}")
     maps = predict_images(model, test, scale=rec["scale"], T=rec["T"], progress=sys.stderr.isatty())
     cat = {k: np.concatenate([m[k][s.fov] for m, s in zip(maps, test)]) for k in maps[0]}
