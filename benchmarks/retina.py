@@ -81,7 +81,7 @@ def fit(train, rec: dict, val=None, **overrides) -> tuple[UNet, dict, float]:
     model = UNet(base=rec["base"], p=rec["p"], dropout=rec["dropout"]).to(device)
     t0 = time.perf_counter()
     curves = train_unet(model, x, y, fov, steps=rec["steps"], patch=rec["patch"], batch=rec["batch"], lr=rec["lr"],
-                        bce_weight=rec["bce_weight"], bf16=rec.get("bf16", False), generator=gen,
+                        bce_weight=rec["bce_weight"], generator=gen,
                         progress=sys.stderr.isatty(),
                         val=tuple(t.to(device) for t in to_tensors(val, rec["scale"])) if val else None,
                         eval_every=max(rec["steps"] // 10, 1))

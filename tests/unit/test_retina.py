@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from helpers.data.retina import (augment, chase_split, detect_layout, fov_by_threshold, load_drive, load_folder,
-                                 load_retina, preprocess, random_patches, read_mask, rescale, to_tensors)
+                                 load_retina, patch_sampler, preprocess, random_patches, read_mask, rescale, to_tensors)
 from helpers.errors import DataError
 from tests.conftest import shared_dataset
 
@@ -104,6 +104,25 @@ def test_tensors_patches_and_augment_keep_masks_aligned():
     dark = (xa < 0.5) & (xa > 0)  # vessel pixels are darker: the labels moved with the image
     assert ya[dark].mean() > ya[~dark].mean()
     assert sorted(xa.flatten().tolist()) == pytest.approx(sorted(xb.flatten().tolist()))
+
+
+def test_patch_sampler_draws_the_crops_of_a_search_at_every_draw():
+    """Reference: the centres searched anew for each draw (``nonzero`` over the whole FOV, row-major)."""
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((3, 1, 40, 50), dtype=np.float32))
+    fov = (torch.from_numpy(rng.random((3, 1, 40, 50))) > 0.7).float()
+    size, half = 16, 8
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    sample = patch_sampler((x, fov), size)
+    for n in (1, 7, 4):
+        got = sample(n, g1)
+        inside = fov[:, 0, half:40 - size + half + 1, half:50 - size + half + 1].nonzero()
+        pick = inside[torch.randint(len(inside), (n,), generator=g2)]
+        want = [torch.stack([t[i, :, r:r + size, c:c + size] for i, r, c in pick.tolist()]) for t in (x, fov)]
+        assert all(torch.equal(a, b) for a, b in zip(got, want))
+        assert (got[1][:, 0, half, half] == 1).all()
+    with pytest.raises(DataError, match="no 16×16 patch"):
+        patch_sampler((x, torch.zeros_like(fov)), size)
 
 
 def test_chase_from_the_book_data():

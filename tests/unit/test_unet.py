@@ -69,10 +69,10 @@ def test_checkpoint_round_trip(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
-@pytest.mark.parametrize("options", [{}, {"bce_weight": 1.0, "bf16": True}])
+@pytest.mark.parametrize("options", [{}, {"bce_weight": 1.0}])
 def test_learns_bars(options):
-    """A few dozen steps on a striped image bring the soft Dice loss well below its start (also with the BCE
-    term and bfloat16 autocast: the weights stay float32)."""
+    """A few dozen steps on a striped image bring the soft Dice loss well below its start (also with the
+    cross-entropy term)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: more threads only wait for each other on a busy CPU
     try:
@@ -88,7 +88,6 @@ def test_learns_bars(options):
         curves = train_unet(model, x, y, fov, steps=40, patch=32, batch=4, lr=3e-2, generator=g,
                             progress=False, val=(x, y, fov), eval_every=20, **options)
         assert curves["val_dice_loss"][-1] < 0.3 < curves["val_dice_loss"][0]
-        assert all(q.dtype == torch.float32 for q in model.parameters())
         with torch.no_grad():
             assert float(segmentation_loss(model(x), y, fov)) < start
     finally:
