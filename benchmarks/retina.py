@@ -6,6 +6,7 @@ Run on demand (never in tests); prints one JSON line per experiment and a summar
     BOOK_PROFILE=full .venv/bin/python benchmarks/retina.py drive            # ../shared/data/DRIVE/training
     .venv/bin/python benchmarks/retina.py sweep                              # quick-profile budgets, placements
     BOOK_PROFILE=full .venv/bin/python benchmarks/retina.py chase --to-cache   # chapter 4 then loads it
+    BOOK_PROFILE=full .venv/bin/python benchmarks/retina.py all --seed 1       # the training noise
 
 Targets (issue 6): quick profile Dice > 0.74 on the CHASE_DB1 test images; full profile Dice >= 0.81 and
 AUC >= 0.98 on CHASE_DB1, F1 >= 0.816 and AUC >= 0.979 on DRIVE images never seen in training (the shared copy of
@@ -101,13 +102,14 @@ def chase(args) -> list[dict]:
     train_all, test = chase_split(load_chase(fetch("chase_db1")))
     rec = recipe()
     steps = args.steps or rec["steps"]
-    model, curves, sec = fit(train_all[:-2], rec, val=train_all[-2:], steps=steps)
+    model, curves, sec = fit(train_all[:-2], rec, val=train_all[-2:], steps=steps, seed=args.seed)
     target = args.save or (config.cache_dir() / f"retina_unet_{config.get_profile()}.pt" if args.to_cache else None)
     if target:
         save_checkpoint(model.cpu(), target, scale=rec["scale"], n_train=len(train_all) - 2, curves=curves,
-                        recipe={**rec, "steps": steps})  # chapter 4 loads it only for the same recipe
+                        recipe={**rec, "steps": steps, **({"seed": args.seed} if args.seed else {})})
+        # chapter 4 loads it only for the same recipe (and the default seed)
         print(f"saved {target}", file=sys.stderr)
-    return [report("chase", {**rec, "steps": steps},
+    return [report(f"chase, seed {args.seed}", {**rec, "steps": steps},
                    evaluate(model, test, rec["scale"], rec["T"], val=train_all[-2:]), sec)]
 
 
@@ -122,10 +124,10 @@ def drive(args) -> list[dict]:
     test = [s for s in samples if int(s.name[:2]) > 34]
     rec = recipe()
     rec["scale"] = 1.0  # DRIVE images are small (565×584): always full resolution
-    model, _, sec = fit(train, rec, steps=args.steps or rec["steps"])
+    model, _, sec = fit(train, rec, steps=args.steps or rec["steps"], seed=args.seed)
     if args.save:
         save_checkpoint(model.cpu(), args.save.with_name(args.save.stem + "_drive.pt"), scale=1.0, n_train=len(train))
-    return [report("drive(21-32, val 33-34 -> 35-40)", {**rec, "steps": args.steps or rec["steps"]},
+    return [report(f"drive(21-32, val 33-34 -> 35-40), seed {args.seed}", {**rec, "steps": args.steps or rec["steps"]},
                    evaluate(model, test, 1.0, rec["T"], val=val), sec)]
 
 
@@ -151,6 +153,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=("chase", "drive", "sweep", "all"))
     parser.add_argument("--steps", type=int, help="override the profile's training steps")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of chase and drive (default 0)")
     parser.add_argument("--save", type=Path, help="save the CHASE model here")
     parser.add_argument("--to-cache", action="store_true",
                         help="save the CHASE model where chapter 4 loads it from (the book's cache folder)")
