@@ -76,7 +76,7 @@ def evaluate(model, test, scale: float, T: int, val=None) -> dict:
 
 def fit(train, rec: dict, val=None, **overrides) -> tuple[UNet, dict, float]:
     rec = {**rec, **overrides}
-    gen = config.seed_everything(rec.get("seed", 0))
+    gen = config.seed_everything(rec["seed"])
     device = config.get_device()
     x, y, fov = (t.to(device) for t in to_tensors(train, rec["scale"]))
     model = UNet(base=rec["base"], p=rec["p"], dropout=rec["dropout"]).to(device)
@@ -100,14 +100,13 @@ def report(name: str, rec: dict, res: dict, seconds: float) -> dict:
 def chase(args) -> list[dict]:
     """The chapter's own recipe: train on 01L-09R (18 images), validate on 10L/10R, test on 11L-14R."""
     train_all, test = chase_split(load_chase(fetch("chase_db1")))
-    rec = recipe()
+    rec = {**recipe(), "seed": args.seed}
     steps = args.steps or rec["steps"]
-    model, curves, sec = fit(train_all[:-2], rec, val=train_all[-2:], steps=steps, seed=args.seed)
+    model, curves, sec = fit(train_all[:-2], rec, val=train_all[-2:], steps=steps)
     target = args.save or (config.cache_dir() / f"retina_unet_{config.get_profile()}.pt" if args.to_cache else None)
     if target:
         save_checkpoint(model.cpu(), target, scale=rec["scale"], n_train=len(train_all) - 2, curves=curves,
-                        recipe={**rec, "steps": steps, **({"seed": args.seed} if args.seed else {})})
-        # chapter 4 loads it only for the same recipe (and the default seed)
+                        recipe={**rec, "steps": steps})  # chapter 4 loads it only for the same recipe
         print(f"saved {target}", file=sys.stderr)
     return [report(f"chase, seed {args.seed}", {**rec, "steps": steps},
                    evaluate(model, test, rec["scale"], rec["T"], val=train_all[-2:]), sec)]
@@ -122,9 +121,9 @@ def drive(args) -> list[dict]:
     train = [s for s in samples if int(s.name[:2]) <= 32]
     val = [s for s in samples if int(s.name[:2]) in (33, 34)]  # for the threshold only, as 10L/10R on CHASE
     test = [s for s in samples if int(s.name[:2]) > 34]
-    rec = recipe()
+    rec = {**recipe(), "seed": args.seed}
     rec["scale"] = 1.0  # DRIVE images are small (565×584): always full resolution
-    model, _, sec = fit(train, rec, steps=args.steps or rec["steps"], seed=args.seed)
+    model, _, sec = fit(train, rec, steps=args.steps or rec["steps"])
     if args.save:
         save_checkpoint(model.cpu(), args.save.with_name(args.save.stem + "_drive.pt"), scale=1.0, n_train=len(train))
     return [report(f"drive(21-32, val 33-34 -> 35-40), seed {args.seed}", {**rec, "steps": args.steps or rec["steps"]},

@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> dict:
     from helpers.models.unet import UNet, load_checkpoint, predict_images, recipe, save_checkpoint, train_unet
 
     start = time.perf_counter()
-    rec = recipe(args.profile)
-    gen = config.seed_everything(args.seed)
+    rec = {**recipe(args.profile), "seed": args.seed}
+    gen = config.seed_everything(rec["seed"])
     test = load_retina(args.test, args.layout)
     n_train = 0
     if args.checkpoint is not None and args.checkpoint.is_file():

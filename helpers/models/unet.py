@@ -278,12 +278,13 @@ def recipe(profile: str | None = None) -> dict:
     """The training recipe of chapter 4 and ``python -m helpers retina`` for the active profile: image
     ``scale``, ``steps`` of Adam on ``batch`` random ``patch``-pixel crops at learning rate ``lr``, the weight
     ``bce_weight`` of the cross-entropy term of :func:`segmentation_loss`, the U-Net's ``base`` width, dropout rate
-    ``p`` and placement, and ``T`` MC samples at test time."""
+    ``p`` and placement, ``T`` MC samples at test time, and the training ``seed``. Checkpoints store the recipe
+    they were trained with (see :func:`load_checkpoint`)."""
     from helpers.config import pick
 
     return {"scale": pick(0.5, 1.0, profile), "steps": pick(300, 6000, profile), "patch": pick(128, 128, profile),
             "batch": 8, "lr": 3e-3, "bce_weight": 1.0, "base": 16, "p": 0.2, "dropout": "decoder",
-            "T": pick(16, 32, profile)}
+            "T": pick(16, 32, profile), "seed": 0}
 
 
 # ------------------------------------------------------------------------------------ whole images, checkpoints
@@ -322,8 +323,10 @@ def save_checkpoint(model: UNet, path, **meta) -> None:
     torch.save({"state_dict": model.state_dict(), "config": config, "meta": meta}, path)
 
 
-def load_checkpoint(path) -> tuple[UNet, dict]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``torch.load(weights_only=True)``: no code runs)."""
+def load_checkpoint(path, recipe: dict | None = None) -> tuple[UNet, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``torch.load(weights_only=True)``: no code runs).
+    With ``recipe``, a checkpoint whose stored ``recipe`` differs (or is missing) raises :class:`DataError`, so
+    that a cache is never silently reused after the recipe changed."""
     import pickle
 
     from helpers.errors import DataError
@@ -338,4 +341,9 @@ def load_checkpoint(path) -> tuple[UNet, dict]:
     except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
         raise DataError(f"{path}: not a U-Net checkpoint of this book ({type(exc).__name__}: {exc}); "
                         f"train again without --checkpoint") from exc
-    return model.eval(), dict(ckpt.get("meta", {}))
+    meta = dict(ckpt.get("meta", {}))
+    if recipe is not None and meta.get("recipe") != recipe:
+        changed = sorted(k for k in set(recipe) | set(meta.get("recipe") or {})
+                         if recipe.get(k) != (meta.get("recipe") or {}).get(k))
+        raise DataError(f"{path} was trained with another recipe (differs in: {', '.join(changed)})")
+    return model.eval(), meta

@@ -69,6 +69,21 @@ def test_checkpoint_round_trip(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_checkpoint_loads_only_for_its_recipe(tmp_path):
+    """A cache must not be reused silently after the recipe changed: the stored recipe has to match exactly."""
+    from helpers.models.unet import recipe
+
+    rec = recipe("quick")
+    save_checkpoint(small(), tmp_path / "r.pt", recipe=rec)
+    save_checkpoint(small(), tmp_path / "old.pt", scale=0.5)               # written before recipes were stored
+    assert load_checkpoint(tmp_path / "r.pt", recipe=dict(rec))[1]["recipe"] == rec
+    with pytest.raises(DataError, match=r"r\.pt was trained with another recipe \(differs in: p, seed\)"):
+        load_checkpoint(tmp_path / "r.pt", recipe={**rec, "seed": 1, "p": 0.3})
+    with pytest.raises(DataError, match="another recipe"):
+        load_checkpoint(tmp_path / "old.pt", recipe=rec)
+    assert recipe("full")["seed"] == rec["seed"] == 0
+
+
 @pytest.mark.parametrize("options", [{}, {"bce_weight": 1.0}])
 def test_learns_bars(options):
     """A few dozen steps on a striped image bring the soft Dice loss well below its start (also with the
