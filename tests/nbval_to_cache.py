@@ -52,10 +52,19 @@ def pytest_runtest_makereport(item, call):
     if report.failed or item.test_outputs is None:
         nb_file.__dict__["_cache_failed"] = True
         return
-    item.cell.outputs = item.test_outputs
+    item.cell.outputs = without_suppressed_result(item.cell.source, item.test_outputs)
     item.cell.execution_count = item.cell_num + 1
     if item.cell_num == max(c.cell_num for c in nb_file.session.items if c.parent is nb_file):
         _store(nb_file)
+
+
+def without_suppressed_result(source: str, outputs: list) -> list:
+    """IPython's rule, which nbval does not apply: a cell whose last line ends with ``;`` displays no result
+    (``model.eval();`` must not print the whole network on the website)."""
+    lines = [line for line in source.rstrip().splitlines() if line.strip()]
+    if lines and lines[-1].split("#")[0].rstrip().endswith(";"):
+        return [o for o in outputs if o.get("output_type") != "execute_result"]
+    return outputs
 
 
 def _store(nb_file: IPyNbFile) -> None:

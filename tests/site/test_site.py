@@ -70,6 +70,7 @@ def visited(browser):
             images: [...document.querySelectorAll('img')].map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0})),
             links: [...document.querySelectorAll('a[href]')].map(a => a.href),
             math: document.querySelectorAll('mjx-container').length,
+            outputText: [...document.querySelectorAll('.cell_output')].map(o => o.innerText).join(' | '),
             mathSource: document.querySelectorAll('.math, span.math, div.math').length,
             widgetViews: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
             widgetsRendered: document.querySelectorAll('.jupyter-widgets, .widget-container, .widget-inline-hbox, .widget-hslider').length,
@@ -107,6 +108,13 @@ def test_chapter_pages_show_their_figures(visited, page_file):
     """Executed chapters carry their figures (e.g. not lost to a non-inline matplotlib backend)."""
     figures = [i for i in visited[page_file]["images"] if (i["src"] or "").startswith(("../_images/", "data:image"))]
     assert len(figures) >= 3, f"{page_file}: only {len(figures)} figures rendered"
+
+
+@pytest.mark.parametrize("page_file", [p for p in PAGES if p.startswith("chapters/")])
+def test_cell_outputs_show_no_stray_object_reprs(visited, page_file):
+    """A cell ending in ``;`` shows no result (``widgets.interact(...);`` must not print ``<function ...>``)."""
+    stray = re.findall(r"<function __main__\.\w+|<[\w.]+ object at 0x[0-9a-f]+>", visited[page_file]["outputText"])
+    assert stray == [], f"{page_file}: cell outputs show Python reprs {stray}"
 
 
 @pytest.mark.parametrize("page_file", PAGES)

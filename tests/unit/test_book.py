@@ -99,3 +99,14 @@ def test_publishing_workflow_builds_with_the_readme_book_command():
     assert any(s.get("run", "").strip() == _readme_command("book") for s in steps)
     assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in steps)
     assert any(s.get("with", {}).get("path") == "_build/html" for s in steps)
+
+
+def test_a_trailing_semicolon_hides_the_cell_result_on_the_site():
+    from tests.nbval_to_cache import without_suppressed_result
+
+    outputs = [{"output_type": "stream", "name": "stdout", "text": "Loaded"},
+               {"output_type": "execute_result", "data": {"text/plain": "UNet(...)"}}]
+    assert without_suppressed_result("x = 1\nmodel.eval();\n\n", outputs) == outputs[:1]
+    assert without_suppressed_result("widgets.interact(f);  # static figure below", outputs) == outputs[:1]
+    assert without_suppressed_result("model.eval()", outputs) == outputs
+    assert without_suppressed_result("s = 'a;'\ns", outputs) == outputs
