@@ -11,6 +11,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-12)
 CHROMIUM ?= $(shell command -v chromium || command -v chromium-browser || command -v google-chrome || echo chromium)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Progress bars are for readers running a notebook, not for the website: the builds and tests run without them.
+export TQDM_DISABLE := 1
 
 .PHONY: book test env browser unit notebooks site site-check clean data-release
 
