@@ -18,9 +18,21 @@ def _unique_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = unique
 
 
+def _exercises_per_chapter(app, env) -> list[str]:
+    """Sphinx numbers enumerable nodes across the whole book; a reader looks for "Exercise 2" of *this* chapter.
+    After Sphinx assigned the numbers (same event, later priority), restart the exercises' count on every page."""
+    for numbers in env.toc_fignumbers.values():
+        exercises = numbers.get("exercise")
+        if exercises:
+            order = sorted(exercises, key=lambda ident: exercises[ident])
+            numbers["exercise"] = {ident: (k + 1,) for k, ident in enumerate(order)}
+    return []
+
+
 def setup(app):
     # ipywidgets' controls typeset their labels with MathJax 2's `MathJax.Hub.Queue`; the site uses MathJax 3.
     # A deferred shim right after MathJax (priority 500) maps the call to MathJax 3's `typesetPromise`.
     app.add_js_file("../vendor/mathjax2-shim.js", priority=501, defer="defer")
     app.connect("html-page-context", _unique_scripts, priority=900)
+    app.connect("env-get-updated", _exercises_per_chapter, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
