@@ -1,9 +1,12 @@
 """The registry of the book's sample data: every file with its sha256, local copy first, download for Colab.
 
 The repository ships the data under ``data/``. A reader who installed only the package (Colab) gets each dataset
-as one zip archive from the repository's GitHub release ``data-v1``; archives and files are checked against the
-sha256 sums in ``registry.txt`` (shipped inside the package). ``python -m helpers.data --update`` rewrites
-the registry from ``data/``; ``--archives DIR`` writes the release archives.
+as one zip archive from the repository's GitHub release :func:`release_tag` (``data-`` and the first 12 hex digits
+of the archives' sha256 sums, so every version of the data has its own release and an older install keeps
+working); archives and files are checked against the sha256 sums in ``registry.txt`` (shipped inside the
+package). ``python -m helpers.data --update`` rewrites the registry from ``data/``; ``--archives DIR`` writes the
+release archives. Nobody uploads them by hand: the publishing workflow (``.github/workflows/book.yml``) creates
+the release when it does not exist yet (``python -m helpers.data --release-tag`` prints its name).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from helpers import config
 from helpers.errors import DataError
 
 REGISTRY_FILE = Path(__file__).with_name("registry.txt")
-RELEASE_TAG = "data-v1"
 _ZIP_DATE = (2024, 1, 1, 0, 0, 0)  # fixed timestamps make the archives byte-for-byte reproducible
 
 
@@ -81,9 +83,16 @@ def verify(dataset: str, root: Path | None = None) -> list[str]:
     return problems
 
 
+def release_tag() -> str:
+    """The GitHub release holding this version's archives: ``data-`` + 12 hex digits of their sha256 sums."""
+    archives = _read()[1]
+    text = "\n".join(f"{name} {digest}" for name, digest in sorted(archives.items()))
+    return "data-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def archive_url(dataset: str) -> str:
     """Where the release archive of ``dataset`` is downloaded from."""
-    return f"{config.REPOSITORY_URL}/releases/download/{RELEASE_TAG}/{dataset}.zip"
+    return f"{config.REPOSITORY_URL}/releases/download/{release_tag()}/{dataset}.zip"
 
 
 def fetch(dataset: str, *, download: bool = True) -> Path:
@@ -151,7 +160,11 @@ def _main(argv: list[str] | None = None) -> None:
     parser.add_argument("--update", action="store_true", help="rewrite registry.txt from the data directory")
     parser.add_argument("--archives", type=Path, help="write the release archives into this folder")
     parser.add_argument("--verify", action="store_true", help="check every file's sha256")
+    parser.add_argument("--release-tag", action="store_true", help="print the release the archives belong to")
     args = parser.parse_args(argv)
+    if args.release_tag:
+        print(release_tag())
+        return
     root = config.data_dir()
     if args.update:
         REGISTRY_FILE.write_text(build_registry(root))  # files first: the archives are built from this list

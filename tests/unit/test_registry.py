@@ -4,6 +4,7 @@ and a missing dataset is downloaded, verified, or reported clearly."""
 from __future__ import annotations
 
 import functools
+import re
 import http.server
 import shutil
 import threading
@@ -102,3 +103,32 @@ def test_download_from_a_release_is_verified_and_unpacked(package_only_install, 
             registry.fetch("chase_db1")
     finally:
         server.shutdown()
+
+
+def test_publishing_workflow_creates_the_release_that_colab_downloads_from(repo_root):
+    """Colab readers need the archives at archive_url: the workflow, not a person, must put them there."""
+    import yaml
+
+    workflow = yaml.safe_load((repo_root / ".github" / "workflows" / "book.yml").read_text())
+    assert workflow["permissions"]["contents"] == "write", "creating a release needs contents: write"
+    steps = [s.get("run", "") for s in workflow["jobs"]["build"]["steps"]]
+    publish = next((s for s in steps if "gh release create" in s), None)
+    assert publish is not None, "no step creates the data release"
+    assert "make data-release" in publish and "_build/release/*.zip" in publish
+    assert "python -m helpers.data --release-tag" in publish
+    # make data-release writes the archives where the workflow uploads them from
+    assert "--archives _build/release" in (repo_root / "Makefile").read_text()
+    # and the URL the helpers download from is that release of the repository named in _config.yml
+    url = yaml.safe_load((repo_root / "_config.yml").read_text())["repository"]["url"]
+    tag = registry.release_tag()
+    assert re.fullmatch(r"data-[0-9a-f]{12}", tag)
+    for ds in registry.datasets():
+        assert registry.archive_url(ds) == f"{url}/releases/download/{tag}/{ds}.zip"
+
+
+def test_release_tag_changes_with_the_data(monkeypatch):
+    before = registry.release_tag()
+    files, archives = registry._read()
+    changed = dict(archives, **{"uci.zip": "0" * 64})
+    monkeypatch.setattr(registry, "_read", lambda: (files, changed))
+    assert registry.release_tag() != before
