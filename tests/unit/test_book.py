@@ -110,3 +110,58 @@ def test_a_trailing_semicolon_hides_the_cell_result_on_the_site():
     assert without_suppressed_result("widgets.interact(f);  # static figure below", outputs) == outputs[:1]
     assert without_suppressed_result("model.eval()", outputs) == outputs
     assert without_suppressed_result("s = 'a;'\ns", outputs) == outputs
+
+
+def _cells(nb: Path) -> list[dict]:
+    return json.loads(nb.read_text())["cells"]
+
+
+def _src(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+CHAPTERS = [nb for nb in NOTEBOOKS if re.match(r"\d\d_", nb.name)]
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_three_exercises_each_with_a_runnable_hidden_solution(nb):
+    """The template's rule: at least three exercises, each solution gated around code cells that the build (and
+    so nbval) executes, shown as a dropdown."""
+    cells = _cells(nb)
+    labels = [m for c in cells if c["cell_type"] == "markdown"
+              for m in re.findall(r"```\{exercise\}[^\n]*\n:label: *([\w-]+)", _src(c))]
+    assert len(labels) >= 3, f"{nb.name}: {len(labels)} exercises, the template asks for at least three"
+    for label in labels:
+        start = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+                      and re.search(rf"```\{{solution-start\}} *{re.escape(label)}\b", _src(c))), None)
+        assert start is not None, f"{nb.name}: exercise {label} has no gated solution (solution-start)"
+        assert ":class: dropdown" in _src(cells[start]), f"{nb.name}: solution of {label} is not hidden"
+        end = next((i for i in range(start + 1, len(cells)) if "```{solution-end}" in _src(cells[i])), None)
+        assert end is not None, f"{nb.name}: solution of {label} is never closed (solution-end)"
+        code = [c for c in cells[start + 1:end] if c["cell_type"] == "code" and _src(c).strip()]
+        assert code, f"{nb.name}: the solution of {label} has no code cell to run"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_fits_the_code_column(nb):
+    """The website's code column shows about 88 characters; a longer line scrolls sideways."""
+    long = [(i, line) for i, c in enumerate(_cells(nb)) if c["cell_type"] == "code"
+            and "remove-cell" not in c["metadata"].get("tags", [])
+            for line in _src(c).splitlines() if len(line) > 88]
+    assert not long, f"{nb.name}: {len(long)} code lines over 88 characters, e.g. cell {long[0][0]}: {long[0][1]!r}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_cross_references_are_links_not_section_numbers(nb):
+    text = "\n".join(_src(c) for c in _cells(nb) if c["cell_type"] == "markdown")
+    found = re.findall(r"\b[Ss]ections? \d[\d.]*", text)
+    assert not found, f"{nb.name}: refer to sections with links ({{ref}}`label`), not {found}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_live_widgets_are_not_shown_as_dead_controls_on_the_site(nb):
+    """A widget needs a kernel; the website shows the kernel-free figure instead (tag the cell remove-output)."""
+    for i, c in enumerate(_cells(nb)):
+        if c["cell_type"] == "code" and re.search(r"\binteract(ive)?\(|widgets\.\w+\(", _src(c)):
+            tags = c["metadata"].get("tags", [])
+            assert {"remove-output", "remove-cell"} & set(tags), f"{nb.name}: widget cell {i} needs remove-output"
