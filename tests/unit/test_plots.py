@@ -29,9 +29,30 @@ def test_show_image_colour_maps():
     use_book_style()
     fig, axes = plt.subplots(1, 3)
     grey = show_image(axes[0], torch.rand(1, 8, 8))
-    signed = show_image(axes[1], np.array([[-2.0, 1.0]]), signed=True)
+    signed = show_image(axes[1], np.array([[-2.0, 1.0]]), signed=True, percentile=100)
     unc = show_image(axes[2], np.random.rand(4, 4), colorbar="entropy (nats)")
     assert grey.get_cmap().name == "gray"
     assert signed.get_cmap().name == DIVERGING and signed.get_clim() == (-2.0, 2.0)
     assert unc.get_cmap().name == SEQUENTIAL and len(fig.axes) == 4  # the colour bar is an extra axes
     plt.close(fig)
+
+
+def test_signed_maps_are_clipped_at_a_percentile_so_one_hot_pixel_does_not_wash_out_the_rest():
+    from helpers.plots.style import signed_limit
+
+    values = np.concatenate([np.linspace(-1, 1, 999), [50.0]])
+    assert signed_limit(values) < 1.01 and signed_limit(values, 100) == 50.0
+    fig, ax = plt.subplots()
+    im = show_image(ax, values.reshape(20, 50), signed=True)
+    assert im.get_clim()[0] == -im.get_clim()[1] and im.get_clim()[1] < 1.01
+    plt.close(fig)
+
+
+def test_book_style_has_no_text_below_ten_points():
+    import matplotlib as mpl
+    from matplotlib.font_manager import FontProperties
+
+    use_book_style()
+    for key in ("font.size", "axes.titlesize", "axes.labelsize", "xtick.labelsize", "ytick.labelsize",
+                "legend.fontsize"):
+        assert FontProperties(size=mpl.rcParams[key]).get_size_in_points() >= 10, key
