@@ -15,14 +15,21 @@ the input size). All maps explain the model's *logit* for ``target`` (not the so
 ``smooth=True`` averages the map over ``nt_samples`` noisy copies of the input with captum's ``NoiseTunnel``
 (SmoothGrad, Smilkov et al. 2017); ``stdevs`` is the noise level as a fraction of the input's value range.
 
-The model is used in the mode it is given in and left in it: call ``model.eval()`` first, or compute the maps
-inside :func:`helpers.uncertainty.mc_dropout` to get one map per dropout mask.
+The model is used in the mode it is given in and left in it: call ``model.eval()`` first. For one map per
+MC-dropout network use :func:`mc_attributions` (each map under one frozen mask), not ``attribute`` inside
+:func:`helpers.uncertainty.mc_dropout`: there every row of captum's batches, e.g. every path point of integrated
+gradients, gets its own mask, so one "sample" mixes many networks.
+
+Integrated gradients should satisfy completeness, Σ IG = F(x) − F(x'): :func:`ig_with_completeness` picks the
+number of steps that meets the book's rule (:data:`COMPLETENESS_TOLERANCE`), and :func:`make_baseline` gives
+baselines other than black (for dark structures a black baseline hides them; use ``"blur"``).
 """
 
 from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
@@ -234,6 +241,145 @@ def _run(model, x, target, method, smooth, baseline, n_steps, internal_batch_siz
                                        target=target, **extra)
 
 
+# --------------------------------------------------------------------------------------------------- completeness
+#: The book's completeness rule for integrated gradients (chapter 3): on every image,
+#: |Σ IG − (F(x) − F(x'))| ≤ tolerance × max(|F(x) − F(x')|, ``COMPLETENESS_FLOOR``).
+COMPLETENESS_TOLERANCE = 0.01
+#: Below this logit difference the completeness error is judged in absolute terms (a relative error of a
+#: difference near zero says nothing about the integral).
+COMPLETENESS_FLOOR = 0.1
+#: The step counts :func:`ig_with_completeness` tries, fewest first.
+IG_STEPS: tuple[int, ...] = (32, 64, 128, 256)
+
+
+@dataclass
+class IGResult:
+    """Integrated gradients that meet (or failed) the completeness rule; see :func:`ig_with_completeness`.
+
+    ``attributions`` shaped like ``x``; ``n_steps`` used; ``errors`` ``[N]`` per-image completeness errors
+    (relative, see :data:`COMPLETENESS_TOLERANCE`); ``error`` their maximum; ``met``: ``error < tol``;
+    ``diff`` ``[N]`` = F(x) − F(x') of the network that was explained."""
+
+    attributions: torch.Tensor
+    n_steps: int
+    errors: torch.Tensor
+    error: float
+    met: bool
+    diff: torch.Tensor
+
+
+def _target_logit(out: torch.Tensor, target) -> torch.Tensor:
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    idx = torch.arange(len(out), device=out.device)
+    tgt = torch.as_tensor(target, device=out.device).long().expand(len(out))
+    return out.reshape(len(out), -1)[idx, tgt]
+
+
+def ig_with_completeness(model: nn.Module, x: torch.Tensor, target, baseline=None, *,
+                         tol: float = COMPLETENESS_TOLERANCE, steps: Sequence[int] = IG_STEPS,
+                         internal_batch_size: int | None = None, method: str = "gausslegendre",
+                         floor: float = COMPLETENESS_FLOOR, strict: bool = True) -> IGResult:
+    """Integrated gradients with the fewest ``steps`` for which completeness holds on every image.
+
+    For each ``n_steps`` in ``steps`` (increasing), compute IG of ``model``'s logit ``target`` for ``x``
+    against ``baseline`` (as in :func:`attribute`: None, a number, a tensor or ``"black"``/``"blur"``/
+    ``"mean"``) and its per-image error |Σ IG − (F(x) − F(x'))| / max(|F(x) − F(x')|, ``floor``); stop
+    at the first ``n_steps`` whose largest error is below ``tol``. ``strict=True`` raises if no
+    ``n_steps`` meets it (say which and by how much); ``strict=False`` returns the last try with
+    ``met=False``. Used inside :func:`helpers.uncertainty.frozen_dropout` it explains that one network.
+    Taught in chapter 3 (the completeness rule); chapter 4 follows it.
+    """
+    if x.dim() != 4:
+        raise BookError(f"x has shape {tuple(x.shape)}: expected a batch of images [N, C, H, W]")
+    steps = sorted(int(n) for n in steps)
+    if not steps or steps[0] < 1:
+        raise BookError(f"steps={steps}: give one or more positive step counts")
+    b = _as_baseline(baseline, x)
+    bt = b.expand_as(x) if isinstance(b, torch.Tensor) else torch.full_like(x, float(b))
+    with preserved_modes(model):
+        with torch.no_grad():
+            diff = _target_logit(model(x), target) - _target_logit(model(bt), target)
+        scale = diff.abs().clamp_min(floor)
+        per_image = isinstance(model, RegionScore) and model.mask.dim() == 4 and model.mask.shape[0] > 1
+        if per_image and model.mask.shape[0] != len(x):
+            raise BookError(f"region_mask holds {model.mask.shape[0]} masks for a batch of {len(x)} images")
+        nets = ([RegionScore(model.model, model.mask[i:i + 1], model.channel) for i in range(len(x))]
+                if per_image else [model])
+        rows = [slice(i, i + 1) for i in range(len(x))] if per_image else [slice(None)]
+        for n in steps:
+            attr = torch.cat([IntegratedGradients(net).attribute(
+                x[r].detach().clone().requires_grad_(True), baselines=b[r] if isinstance(b, torch.Tensor)
+                else b, target=target if not isinstance(target, torch.Tensor) or target.dim() == 0
+                else target[r], n_steps=n, method=method, internal_batch_size=internal_batch_size)
+                for net, r in zip(nets, rows)])
+            errors = ((attr.detach().flatten(1).sum(1) - diff).abs() / scale).detach()
+            if float(errors.max()) < tol:
+                break
+    worst = float(errors.max())
+    if strict and worst >= tol:
+        raise BookError(f"integrated gradients: completeness error {worst:.2%} with n_steps={n} is above "
+                        f"the tolerance {tol:.2%}: add larger step counts to steps= (tried {steps})")
+    return IGResult(attr.detach().to(x.dtype), n, errors, worst, worst < tol, diff.detach())
+
+
+# --------------------------------------------------------------------------------------------------- MC samples
+@dataclass
+class MCAttributions:
+    """One attribution map per MC-dropout network; see :func:`mc_attributions`.
+
+    ``maps`` ``[T, *attribute-shape]``; ``logits`` ``[T, N, C]`` of the same networks on ``x``;
+    ``seeds`` the mask seed of each network (:func:`helpers.uncertainty.frozen_dropout`); for integrated
+    gradients ``n_steps`` ``[T]`` and per-sample completeness ``errors`` ``[T, N]``, else None."""
+
+    maps: torch.Tensor
+    logits: torch.Tensor
+    seeds: list[int]
+    n_steps: list[int] | None = None
+    errors: torch.Tensor | None = None
+
+
+def mc_attributions(model: nn.Module, x: torch.Tensor, target, method: str, T: int = 10, *,
+                    seed: int = 0, tol: float | None = COMPLETENESS_TOLERANCE,
+                    steps: Sequence[int] = IG_STEPS, **kwargs) -> MCAttributions:
+    """Attribution maps of ``T`` MC-dropout networks: sample ``t`` is computed entirely under ONE
+    dropout mask (:func:`helpers.uncertainty.frozen_dropout` with ``mask_seeds(seed, T)[t]``).
+
+    All images of ``x`` are explained by the same ``T`` networks. For integrated gradients each sample
+    meets the completeness rule (:func:`ig_with_completeness` with ``tol`` and ``steps``; ``tol=None``:
+    the single ``n_steps=`` of ``kwargs`` or 50, errors still reported). Other keyword arguments go to
+    :func:`attribute`. Taught in chapter 3 (saliency meets uncertainty): inside
+    :func:`helpers.uncertainty.mc_dropout` every path point of IG would get its own mask instead.
+    """
+    from helpers.uncertainty import frozen_dropout, mask_seeds
+
+    if T < 1:
+        raise BookError(f"T={T}: the number of MC samples must be at least 1")
+    seeds = mask_seeds(seed, T)
+    maps, logits, n_steps, errors = [], [], [], []
+    for s in seeds:
+        with frozen_dropout(model, s):
+            with torch.no_grad():
+                out = model(x)
+            logits.append((out[0] if isinstance(out, (tuple, list)) else out).detach())
+            if method == "integrated_gradients":
+                kw = dict(kwargs)
+                if tol is None:
+                    steps_s, tol_s, strict = (kw.pop("n_steps", 50),), float("inf"), False
+                else:
+                    kw.pop("n_steps", None)
+                    steps_s, tol_s, strict = steps, tol, True
+                r = ig_with_completeness(model, x, target, kw.pop("baseline", None), tol=tol_s,
+                                         steps=steps_s, strict=strict, **kw)
+                maps.append(r.attributions)
+                n_steps.append(r.n_steps)
+                errors.append(r.errors)
+            else:
+                maps.append(attribute(model, x, target, method, **kwargs))
+    is_ig = method == "integrated_gradients"
+    return MCAttributions(torch.stack(maps), torch.stack(logits), seeds,
+                          n_steps if is_ig else None, torch.stack(errors) if is_ig else None)
+
+
 # --------------------------------------------------------------------------------------------------- regions
 class RegionScore(nn.Module):
     """``[N, 1]`` = mean logit of ``channel`` inside a region, from a segmentation model. See :func:`region_score`."""
@@ -308,5 +454,7 @@ def evidence(attr: torch.Tensor, method: str) -> torch.Tensor:
     return to_2d(attr, "sum" if method in SIGNED_METHODS + ("gradcam",) else "abs")
 
 
-__all__ = ["METHODS", "SIGNED_METHODS", "RegionScore", "attribute", "evidence", "functional_relu_count",
-           "last_conv_layer", "make_baseline", "out_of_place_relus", "preserved_modes", "region_score", "to_2d"]
+__all__ = ["COMPLETENESS_FLOOR", "COMPLETENESS_TOLERANCE", "IG_STEPS", "IGResult", "MCAttributions", "METHODS",
+           "SIGNED_METHODS", "RegionScore", "attribute", "evidence", "functional_relu_count",
+           "ig_with_completeness", "last_conv_layer", "make_baseline", "mc_attributions",
+           "out_of_place_relus", "preserved_modes", "region_score", "to_2d"]

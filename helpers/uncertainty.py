@@ -1,6 +1,7 @@
 """Monte Carlo dropout and the decomposition of predictive uncertainty.
 
-Taught in chapter 1 (MC dropout) and chapter 2 (aleatoric + epistemic decomposition).
+Taught in chapter 1 (MC dropout), chapter 2 (aleatoric + epistemic decomposition) and chapter 3
+(:func:`frozen_dropout`: one network per MC sample, for methods that batch many inputs).
 
 MC dropout (Gal & Ghahramani 2016) keeps dropout switched on at test time and averages ``T`` stochastic passes.
 Only the dropout modules are put in training mode: BatchNorm and everything else stay in eval mode, so their
@@ -44,6 +45,76 @@ def mc_dropout(model: nn.Module) -> Iterator[nn.Module]:
             m.train()
         yield model
     finally:
+        for m, mode in saved.items():
+            m.training = mode
+
+
+# ----------------------------------------------------------------------------- mask-locked dropout
+def _mask_shape(module: nn.Module, x: torch.Tensor) -> tuple[int, ...]:
+    """Shape of one sample's dropout mask: the activation without its batch dimension, with the
+    spatial dimensions of channel-wise dropout (``Dropout1d/2d/3d``) reduced to 1."""
+    if isinstance(module, (nn.AlphaDropout, nn.FeatureAlphaDropout)):
+        raise BookError(f"{type(module).__name__} is not supported by frozen_dropout: use nn.Dropout or "
+                        "nn.Dropout1d/2d/3d")
+    if isinstance(module, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)):
+        return (x.shape[1],) + (1,) * (x.dim() - 2)
+    return tuple(x.shape[1:])
+
+
+def mask_seeds(seed: int, T: int) -> list[int]:
+    """``T`` seeds for :func:`frozen_dropout`, one per MC sample, reproducible from ``seed`` and
+    different for different ``seed`` (NumPy's ``SeedSequence``). Sample ``t`` of
+    :func:`helpers.saliency.mc_attributions` is the network ``frozen_dropout(model, mask_seeds(seed, T)[t])``."""
+    import numpy as np
+
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(T)]
+
+
+@contextmanager
+def frozen_dropout(model: nn.Module, seed: int | torch.Generator = 0) -> Iterator[nn.Module]:
+    """Context in which ``model`` is ONE network drawn from MC dropout: every dropout module draws one
+    mask on first use and applies it to every row of every batch until the context exits.
+
+    Taught in chapter 3 (saliency under MC dropout). Inside :func:`mc_dropout` every row of a batch gets
+    its own mask, so a method that evaluates many inputs in one batch (integrated gradients puts all its
+    path points in one batch) would mix many networks in one "sample". Here the mask of a module has the
+    shape of its activation without the batch dimension (``Dropout2d``: one value per channel), is drawn
+    from ``seed`` (an int or a ``torch.Generator``) and scaled by 1/(1 − p) as in training. BatchNorm
+    and everything else stay in eval mode; modes are restored and the hooks removed on exit.
+
+    >>> with frozen_dropout(model, seed=3):
+    ...     y1, y2 = model(x), model(x)   # identical: one network, the same mask for every row
+    """
+    drops = dropout_modules(model)
+    if not drops:
+        raise BookError(f"{type(model).__name__} has no nn.Dropout modules: MC dropout needs at least one")
+    gen = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+    masks: dict[nn.Module, torch.Tensor] = {}
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        x = inputs[0]
+        shape = _mask_shape(module, x)
+        mask = masks.get(module)
+        if mask is None:
+            p = float(module.p)
+            keep = torch.rand(shape, generator=gen) >= p
+            mask = keep.to(torch.float64) / (1 - p) if p < 1 else torch.zeros(shape, dtype=torch.float64)
+            masks[module] = mask
+        elif tuple(mask.shape) != shape:
+            raise BookError(f"frozen_dropout: {type(module).__name__} saw an activation of shape "
+                            f"{tuple(x.shape[1:])} after drawing a mask of shape {tuple(mask.shape)}: "
+                            "use one input size per context")
+        return x * mask.to(device=x.device, dtype=x.dtype)
+
+    saved = {m: m.training for m in model.modules()}
+    handles = []
+    try:
+        model.eval()   # dropout modules are the identity in eval mode; the hook applies the mask
+        handles = [m.register_forward_hook(hook) for m in drops]
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
         for m, mode in saved.items():
             m.training = mode
 
@@ -183,5 +254,6 @@ def weight_decay_for(length_scale: float, p: float, n_train: int, tau: float) ->
     return length_scale ** 2 * (1 - p) / (2 * n_train * tau)
 
 
-__all__ = ["classification_summary", "dropout_modules", "entropy", "gaussian_tau", "mc_dropout", "mc_predict",
-           "mc_samples", "mc_samples_loop", "regression_summary", "weight_decay_for"]
+__all__ = ["classification_summary", "dropout_modules", "entropy", "frozen_dropout", "gaussian_tau",
+           "mask_seeds", "mc_dropout", "mc_predict", "mc_samples", "mc_samples_loop", "regression_summary",
+           "weight_decay_for"]

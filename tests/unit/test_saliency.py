@@ -151,3 +151,101 @@ def test_baselines():
         make_baseline(x, "mean")
     with pytest.raises(BookError, match="method"):
         attribute(SmallCNN(width=4, depth=2), x, 0, "lime")
+
+
+# ------------------------------------------------------------------ integrated gradients under MC dropout
+def _smooth_dropout_net(size: int) -> nn.Module:
+    """A smooth network (softplus) with both kinds of dropout: IG's integral converges fast, so any
+    completeness error left is the dropout masks' doing."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Softplus(), nn.Dropout2d(0.2), nn.AvgPool2d(4),
+                        nn.Flatten(), nn.Dropout(0.5), nn.Linear(8 * (size // 4) ** 2, 2)).double().eval()
+    with torch.no_grad():
+        net[-1].weight.mul_(20)                    # logit differences of order 1, well above the floor
+    return net
+
+
+def _own_network_diff(model, seed, x, baseline):
+    """F(x) − F(x') of the network that sample ``seed`` stands for."""
+    from helpers.uncertainty import frozen_dropout
+
+    with frozen_dropout(model, seed), torch.no_grad():
+        return model(x)[:, 1] - model(baseline)[:, 1]
+
+
+def test_mc_integrated_gradients_are_complete_for_each_sample_network():
+    from helpers.saliency import COMPLETENESS_TOLERANCE, mc_attributions
+
+    net = _smooth_dropout_net(16)
+    x = torch.rand(3, 1, 16, 16, dtype=torch.double)
+    base = make_baseline(x, "blur", sigma=3)
+    res = mc_attributions(net, x, 1, "integrated_gradients", T=6, baseline=base, steps=(32, 64))
+    assert res.maps.shape == (6, 3, 1, 16, 16) and res.logits.shape == (6, 3, 2)
+    totals = res.maps.flatten(2).sum(2)            # [T, N]
+    for t, seed in enumerate(res.seeds):
+        diff = _own_network_diff(net, seed, x, base)
+        err = (totals[t] - diff).abs() / diff.abs().clamp_min(0.1)
+        assert err.max() < COMPLETENESS_TOLERANCE, f"sample {t}: completeness error {err.max():.2%}"
+    assert res.errors.max() < COMPLETENESS_TOLERANCE
+    assert totals.std(0).min() > 0.05, "different networks must give different totals"
+
+
+def test_ig_inside_plain_mc_dropout_mixes_networks_and_shrinks_the_spread():
+    """The bug this chapter once had: T copies of an image inside mc_dropout, each IG path point with its
+    own mask. No network's F(x) − F(x') matches a sample's total, and the spread of the totals shrinks."""
+    from captum.attr import IntegratedGradients
+
+    from helpers.saliency import COMPLETENESS_TOLERANCE, mc_attributions
+    from helpers.uncertainty import mc_dropout
+
+    net = _smooth_dropout_net(16)
+    x = torch.rand(1, 1, 16, 16, dtype=torch.double)
+    base = make_baseline(x, "blur", sigma=3)
+    T = 8
+    with mc_dropout(net):
+        old, delta = IntegratedGradients(net).attribute(x.expand(T, -1, -1, -1), baselines=base.expand(T, -1, -1, -1),
+                                                        target=1, n_steps=64, return_convergence_delta=True)
+    old_totals = old.flatten(1).sum(1)
+    old_err = delta.abs() / (old_totals - delta).abs().clamp_min(0.1)
+    assert (old_err > COMPLETENESS_TOLERANCE).float().mean() >= 0.75, "the old way should break completeness"
+    new_totals = mc_attributions(net, x, 1, "integrated_gradients", T=T, baseline=base,
+                                 steps=(32, 64)).maps.flatten(1).sum(1)
+    assert old_totals.std() < 0.5 * new_totals.std(), "mixing masks along the path averages the spread away"
+
+
+def test_mc_attributions_of_the_chapter_cnn_meet_the_rule_per_sample():
+    from helpers.data.lesions import make_lesion_images
+    from helpers.saliency import COMPLETENESS_TOLERANCE, mc_attributions
+
+    torch.manual_seed(0)
+    net = SmallCNN(width=4).double().eval()
+    with torch.no_grad():
+        net.head[-1].weight.mul_(30)
+    d = make_lesion_images(8, size=32, seed=0)
+    x = d.x[d.y == 1][:2].double()
+    base = make_baseline(x, "blur")
+    res = mc_attributions(net, x, 1, "integrated_gradients", T=3, baseline=base)
+    for t, seed in enumerate(res.seeds):
+        diff = _own_network_diff(net, seed, x, base)
+        err = (res.maps[t].flatten(1).sum(1) - diff).abs() / diff.abs().clamp_min(0.1)
+        assert err.max() < COMPLETENESS_TOLERANCE
+    grads = mc_attributions(net, x, 1, "gradient", T=2)
+    assert grads.maps.shape == (2, 2, 1, 32, 32) and grads.errors is None
+
+
+def test_ig_with_completeness_takes_the_fewest_steps_that_meet_the_tolerance():
+    from helpers.saliency import ig_with_completeness
+
+    net = _smooth_dropout_net(16)
+    net = nn.Sequential(*[m for m in net if not isinstance(m, (nn.Dropout, nn.Dropout2d))])
+    x = torch.rand(2, 1, 16, 16, dtype=torch.double)
+    lin = Linear((1, 16, 16)).double()
+    exact = ig_with_completeness(lin, x, 1, "black", steps=(64, 8, 32))
+    assert exact.n_steps == 8 and exact.met and exact.error < 1e-6   # linear: any step count
+    torch.testing.assert_close(exact.attributions, (x * lin.fc.weight[1].reshape(1, 1, 16, 16)).detach())
+    res = ig_with_completeness(net, x, 1, "black", tol=1e-4, steps=(1, 64, 2), floor=1e-12)
+    assert res.n_steps == 2 and res.errors.shape == (2,) and res.error < 1e-4   # 1 step is not enough
+    loose = ig_with_completeness(net, x, 1, "black", tol=1e-4, steps=(1,), strict=False, floor=1e-12)
+    assert not loose.met and loose.error > 1e-4
+    with pytest.raises(BookError, match="tolerance"):
+        ig_with_completeness(net, x, 1, "black", tol=1e-4, steps=(1,), floor=1e-12)

@@ -238,3 +238,71 @@ def test_rows_per_pass_bounds_input_values_not_rows():
     assert rows_per_pass(torch.zeros(10, 6), chunk_size=7) == 7
     with pytest.raises(BookError, match="chunk_size=0"):
         rows_per_pass(torch.zeros(10, 6), chunk_size=0)
+
+
+# ----------------------------------------------------------------------------- frozen_dropout (chapter 3)
+def _drop_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Dropout2d(0.5), nn.Flatten(),
+                         nn.Dropout(0.5), nn.Linear(16 * 8 * 8, 3)).double()
+
+
+def test_frozen_dropout_is_one_network_for_every_row_and_every_batch():
+    from helpers.uncertainty import frozen_dropout
+
+    net = _drop_net().eval()
+    x = torch.rand(5, 1, 8, 8, dtype=torch.double)
+    with frozen_dropout(net, 3):
+        a, b = net(x), net(x)
+        rows = net(x[:1].repeat(4, 1, 1, 1))
+        first = net(x[:1])                         # a later batch of another size: the same masks
+        with torch.no_grad():
+            n_drop = (net[2](torch.ones(4, 16, 8, 8, dtype=torch.double)) == 0).double()
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(rows, x[:1].new_ones(4, 1) * first)
+    torch.testing.assert_close(first, a[:1])
+    # Dropout2d: one value per channel (the mask ignores batch and position)
+    assert (n_drop == n_drop[:1, :, :1, :1]).all() and 0 < n_drop.mean() < 1
+    with frozen_dropout(net, 4):
+        other = net(x)
+    with frozen_dropout(net, 3):
+        again = net(x)
+    assert not torch.allclose(other, a), "different seeds must give different masks"
+    torch.testing.assert_close(again, a, rtol=0, atol=0)
+    with mc_dropout(net):
+        mixed = net(x[:1].repeat(4, 1, 1, 1))
+    assert not torch.allclose(mixed[0], mixed[1]), "mc_dropout draws a mask per row (the contrast)"
+
+
+def test_frozen_dropout_scales_kept_units_and_restores_modes_and_hooks():
+    from helpers.uncertainty import frozen_dropout
+
+    net = _drop_net()
+    net.train()
+    net[0].eval()                                  # a mixed set of modes must come back as it was
+    saved = [m.training for m in net.modules()]
+    with frozen_dropout(net, torch.Generator().manual_seed(1)):
+        assert not any(m.training for m in net.modules())
+        y = net[4](torch.ones(2, 1000, dtype=torch.double))
+    assert set(y.unique().tolist()) <= {0.0, 2.0} and abs(float((y == 0).double().mean()) - 0.5) < 0.1
+    assert [m.training for m in net.modules()] == saved
+    assert all(not m._forward_hooks for m in net.modules()), "hooks must be removed on exit"
+    net.eval()
+    x = torch.rand(2, 1, 8, 8, dtype=torch.double)
+    torch.testing.assert_close(net(x), net(x))    # plain eval mode again: deterministic, no masks
+
+
+def test_mask_seeds_are_reproducible_and_distinct():
+    from helpers.uncertainty import mask_seeds
+
+    assert mask_seeds(0, 5) == mask_seeds(0, 5)
+    assert len(set(mask_seeds(0, 50))) == 50
+    assert not set(mask_seeds(0, 20)) & set(mask_seeds(1, 20))
+
+
+def test_frozen_dropout_needs_dropout_modules():
+    from helpers.uncertainty import frozen_dropout
+
+    with pytest.raises(BookError, match="no nn.Dropout"):
+        with frozen_dropout(nn.Linear(2, 2), 0):
+            pass
