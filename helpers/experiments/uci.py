@@ -74,5 +74,6 @@ def run(args: argparse.Namespace) -> dict:
         out["chosen_p"], out["chosen_tau"] = res["p"], res["tau"]
     else:
         out["p"], out["tau"], out["batch_size"] = res["p"], res["tau"], res["batch_size"]
+        out["length_scale"] = res["length_scale"]
     out["seconds"] = round(time.perf_counter() - start, 2)
     return out

@@ -82,5 +82,38 @@ def calibration_curve(y, mean, std, levels=None) -> tuple[np.ndarray, np.ndarray
     return levels, observed
 
 
-__all__ = ["calibration_curve", "gaussian_log_likelihood", "picp", "predictive_interval", "predictive_moments",
-           "rmse"]
+def coverage_verdict(low: float, high: float, level: float = 0.95) -> str:
+    """Word the coverage of a ``level`` prediction interval from a confidence interval ``[low, high]`` of its
+    PICP: "too wide" only when the whole interval lies above ``level``, "too narrow" when it lies below, else
+    "consistent with {level}". Taught in chapter 1 (section "Uncertainty quality")."""
+    if low > level:
+        return "too wide"
+    if high < level:
+        return "too narrow"
+    return f"consistent with {level:.0%}".replace("%", " %")
+
+
+def loglog_slope(x, squared_errors, *, n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Slope of log RMS error against log ``x``, and its bootstrap standard error.
+
+    ``squared_errors[i, r]``: repeat ``r`` of a mean squared error measured at ``x[i]`` (e.g. the error of an MC
+    mean of ``x[i]`` samples). The RMS error at ``x[i]`` is ``sqrt(mean_r squared_errors[i, r])``; the slope is the
+    least-squares fit on log–log axes (−½ for the 1/√T law of a Monte Carlo mean). The standard error resamples
+    the repeats at every ``x`` with replacement. Taught in chapter 1 (section "How many samples?").
+    """
+    lx = np.log(_np(x))
+    se = _np(squared_errors)
+    if se.ndim != 2 or se.shape[0] != len(lx) or se.shape[1] < 2:
+        raise ValueError(f"squared_errors must be [len(x), repeats >= 2], got {se.shape}")
+
+    def slope(errs: np.ndarray) -> float:
+        return float(np.polyfit(lx, 0.5 * np.log(errs.mean(1)), 1)[0])
+
+    rng = np.random.default_rng(seed)
+    reps = se.shape[1]
+    boot = [slope(np.take_along_axis(se, rng.integers(0, reps, se.shape), 1)) for _ in range(n_boot)]
+    return slope(se), float(np.std(boot, ddof=1))
+
+
+__all__ = ["calibration_curve", "coverage_verdict", "gaussian_log_likelihood", "loglog_slope", "picp",
+           "predictive_interval", "predictive_moments", "rmse"]

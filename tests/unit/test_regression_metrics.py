@@ -68,3 +68,27 @@ def test_predictive_moments_add_the_noise_variance():
     samples = rng.normal(size=(500, 3))
     m, s = predictive_moments(samples, tau=4.0)
     assert np.allclose(m, samples.mean(0)) and np.allclose(s ** 2, samples.var(0) + 0.25)
+
+
+def test_coverage_verdict_says_wide_or_narrow_only_when_the_interval_excludes_the_level():
+    from helpers.metrics.regression import coverage_verdict
+
+    assert coverage_verdict(0.96, 0.99) == "too wide"
+    assert coverage_verdict(0.85, 0.93) == "too narrow"
+    assert coverage_verdict(0.93, 0.97) == "consistent with 95 %"
+    assert coverage_verdict(0.86, 0.92, level=0.9) == "consistent with 90 %"
+
+
+def test_loglog_slope_recovers_the_monte_carlo_rate_and_a_steeper_one():
+    from helpers.metrics.regression import loglog_slope
+
+    g = np.random.default_rng(1)
+    T = np.array([1, 3, 10, 30, 100, 300, 1000])
+    # squared error of a mean of T standard normals, 200 repeats: E = 1/T, so the RMS slope is -1/2
+    sq = np.stack([[g.normal(size=t).mean() ** 2 for _ in range(200)] for t in T])
+    slope, se = loglog_slope(T, sq, n_boot=300)
+    assert abs(slope + 0.5) < 3 * se and 0 < se < 0.05
+    slope_fast, _ = loglog_slope(T, sq / T[:, None], n_boot=50)     # 1/T^2 in the squares: slope -1
+    assert slope_fast == pytest.approx(slope - 0.5, abs=1e-9)
+    with pytest.raises(ValueError, match="repeats"):
+        loglog_slope(T, sq[:, :1])
