@@ -376,6 +376,25 @@ def fit_top_layer(head: TopLayer, features: torch.Tensor, labels: torch.Tensor, 
     return head.eval()
 
 
+def select_top_layer(f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.Tensor, y_val: torch.Tensor, *,
+                     rates: tuple[float, ...] = (0.25, 0.5, 0.75), decays: tuple[float, ...] = (1e-3, 1e-2, 1e-1),
+                     epochs: int = 100, seed: int = 0) -> tuple[TopLayer, dict]:
+    """Train one top layer per (dropout rate, weight decay) and keep the one with the lowest *validation*
+    negative log-likelihood (deterministic pass). Returns the head and ``{"p", "weight_decay", "val_nll",
+    "grid"}`` (``grid``: (p, weight decay, validation NLL) of every candidate). Taught in chapter 5."""
+    grid, best = [], None
+    for p in rates:
+        for wd in decays:
+            head = fit_top_layer(TopLayer(p, f_train.shape[1]), f_train, y_train, epochs=epochs, weight_decay=wd,
+                                 seed=seed)
+            with torch.no_grad():
+                nll = nn.functional.cross_entropy(head(f_val), y_val).item()
+            grid.append((p, wd, nll))
+            if best is None or nll < best[2]:
+                best = (p, wd, nll, head)
+    return best[3], {"p": best[0], "weight_decay": best[1], "val_nll": best[2], "grid": grid}
+
+
 def save_head(head: TopLayer, path: Path | str, **meta) -> None:
     """Save the top layer's state dict and ``meta`` (plain values) for :func:`load_head`."""
     torch.save({"state": head.state_dict(), "p": head.dropout.p, "meta": meta}, Path(path))
@@ -392,5 +411,5 @@ def load_head(path: Path | str) -> tuple[TopLayer, dict]:
 
 __all__ = ["CAFFE_MEAN_BGR", "CONV_NAMES", "FEATURE_INDICES", "N_FEATURES", "Preprocess", "TopLayer",
            "VGG16Classifier", "Weights", "WeightsUnavailable", "convert_onnx", "fit_top_layer",
-           "imagenet_weights", "load_head", "vgg16_trunk", "load_weights", "random_weights", "save_head", "save_weights",
+           "imagenet_weights", "load_head", "vgg16_trunk", "load_weights", "random_weights", "save_head", "save_weights", "select_top_layer",
            "torchvision_file"]
