@@ -2,8 +2,9 @@
 
 Taught in chapter 4. Every loader returns a list of :class:`RetinaImage` (the image as read, the vessel mask and
 the field-of-view mask) and never modifies the files it reads. Problems a user can meet (an image without a mask,
-a mask of another size, a mask that is not binary, an unreadable file, a wrong number of channels) raise
-:class:`~helpers.errors.DataError` naming the file and saying what to do.
+a mask of another size, a mask that is not binary, an unreadable file, a wrong number of channels, a file over
+Pillow's pixel limit, i.e. a decompression bomb) raise :class:`~helpers.errors.DataError` naming the file and saying
+what to do.
 
 Layouts
 -------
@@ -27,10 +28,14 @@ import torch
 from scipy import ndimage as ndi
 from skimage import exposure, measure, transform
 
+from helpers.data.images import pixel_limit
 from helpers.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", ".ppm")
 LAYOUTS = ("drive", "chase", "folder")
+#: What to do about an image over Pillow's pixel limit (see :mod:`helpers.data.images`).
+TOO_LARGE_FIX = ("Replace it with the original file (DRIVE photographs are 565×584 pixels, CHASE_DB1 999×960) "
+                 "or remove it from the folder; downscale a genuine photograph to a few thousand pixels a side.")
 #: The standard CHASE_DB1 split: images 01L-10R for training, 11L-14R for testing.
 CHASE_TEST_SUBJECTS = ("11", "12", "13", "14")
 
@@ -56,7 +61,7 @@ def read_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with pixel_limit(path, "image", TOO_LARGE_FIX), Image.open(path) as im:
             im.load()
             if im.mode in ("RGBA", "P", "CMYK", "YCbCr"):
                 im = im.convert("RGB")
@@ -81,7 +86,7 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None, what: str = "mas
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with pixel_limit(path, what, TOO_LARGE_FIX), Image.open(path) as im:
             im.load()
             arr = np.asarray(im.convert("L") if im.mode not in ("1", "L", "I", "I;16") else im)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
@@ -321,6 +326,6 @@ def augment(tensors: tuple[torch.Tensor, ...], generator: torch.Generator) -> tu
     return tuple(out)
 
 
-__all__ = ["CHASE_TEST_SUBJECTS", "LAYOUTS", "RetinaImage", "augment", "chase_split", "detect_layout",
+__all__ = ["CHASE_TEST_SUBJECTS", "LAYOUTS", "RetinaImage", "TOO_LARGE_FIX", "augment", "chase_split", "detect_layout",
            "fov_by_threshold", "load_chase", "load_drive", "load_folder", "load_retina", "patch_sampler", "preprocess",
            "random_patches", "read_image", "read_mask", "rescale", "to_tensors"]

@@ -129,11 +129,15 @@ def split_by_patient(records: Sequence[Record], fractions: Sequence[float] = (0.
 
 def read_image(path: Path) -> np.ndarray:
     """One image as a grey ``uint8`` array ``[H, W]``; :class:`~helpers.errors.DataError` naming the file if it
-    cannot be read."""
+    cannot be read or declares more pixels than Pillow's decompression-bomb limit."""
     from PIL import Image, UnidentifiedImageError
 
+    from helpers.data.images import pixel_limit
+
+    fix = ("Re-download it or delete it from the folder; downscale a genuine X-ray this large first (the book's "
+           "sample is 224×224).")
     try:
-        with Image.open(path) as im:
+        with pixel_limit(path, "X-ray", fix), Image.open(path) as im:
             return np.asarray(im.convert("L"))
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise DataError(f"{path}: cannot read this image ({type(exc).__name__}: {exc}). Re-download it or delete "

@@ -41,3 +41,20 @@ def test_a_user_error_is_one_line_and_exit_status_2(monkeypatch, capsys):
     assert cli.main(["info"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: BOOK_PROFILE='turbo'") and err.count("\n") == 1
+
+
+def test_a_decompression_bomb_in_a_drive_folder_is_one_line_and_no_traceback(tmp_path, capsys):
+    """A 20000×20000 TIFF (0.4 MB on disk, 400 megapixels declared) among DRIVE images: the retina command
+    names the file in one line and exits with status 2 before training; the file is left as it was."""
+    from tests.unit.test_retina import bomb_tiff, write_drive
+
+    root = write_drive(tmp_path / "DRIVE" / "training", n=2)
+    bomb = bomb_tiff(root / "images" / "22_training.tif")
+    before = bomb.read_bytes()
+    code = cli.main(["retina", "--train", str(root), "--test", str(root), "--layout", "drive", "--profile",
+                     "full"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"error: {bomb}: the image declares 400,000,000 pixels")
+    assert "Traceback" not in err and "DecompressionBomb" not in err
+    assert bomb.read_bytes() == before

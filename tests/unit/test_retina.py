@@ -189,3 +189,122 @@ def test_read_mask_accepts_0_1_and_0_255_and_checks_size(tmp_path):
     assert a.dtype == bool and a.sum() == 6 and (a == read_mask(tmp_path / "b.png")).all()
     with pytest.raises(DataError, match=r"b\.png.*8×6"):
         read_mask(tmp_path / "b.png", shape=(8, 6))
+
+
+# ------------------------------------------------------------------------------------------ decompression bombs
+def _deflated_zeros(n: int, block: int) -> bytes:
+    """A zlib stream of ``n`` zero bytes, built from one compressed ``block`` (a full flush resets the history,
+    so every block compresses to the same bytes): 400 MB of zeros in about 400 kB, in milliseconds."""
+    import struct
+    import zlib
+
+    assert n % block == 0
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = c.compress(bytes(block)) + c.flush(zlib.Z_FULL_FLUSH)
+    return b"\x78\xda" + piece * (n // block) + c.flush() + struct.pack(">I", (n % 65521) << 16 | 1)
+
+
+def bomb_png(path, w: int = 20000, h: int = 20000):
+    """A valid grey PNG of w×h black pixels (20000×20000: 400 megapixels in a file of about 0.4 MB)."""
+    import math
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    data = _deflated_zeros(h * (w + 1), (w + 1) * math.gcd(h, 1000))  # each row: filter byte 0, then pixels
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return path
+
+
+def bomb_tiff(path, w: int = 20000, h: int = 20000):
+    """A valid grey, deflate-compressed TIFF of w×h black pixels, one strip."""
+    import math
+    import struct
+
+    data = _deflated_zeros(w * h, w * math.gcd(h, 1000))
+    tags = [(256, 4, w), (257, 4, h), (258, 3, 8), (259, 3, 8), (262, 3, 1), (273, 4, 8), (277, 3, 1),
+            (278, 4, h), (279, 4, len(data))]  # width, height, 8 bits, deflate, black is 0, strip, 1 sample
+    ifd = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + (struct.pack("<HH", v, 0) if kind == 3 else struct.pack("<I", v))
+        for tag, kind, v in tags) + struct.pack("<I", 0)
+    path.write_bytes(b"II*\0" + struct.pack("<I", 8 + len(data)) + data + ifd)
+    return path
+
+
+def bomb_gif(path, w: int = 20000, h: int = 20000):
+    """A valid GIF whose canvas is w×h (one 1×1 frame on it): Pillow decodes it to the whole canvas."""
+    import struct
+
+    path.write_bytes(b"GIF89a" + struct.pack("<HHBBB", w, h, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+                     + b"," + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00" + b";")
+    return path
+
+
+def test_the_bomb_files_are_real_images(tmp_path, monkeypatch):
+    """The same writers at a small size decode to black images of the declared size."""
+    for write in (bomb_png, bomb_tiff):
+        with Image.open(write(tmp_path / f"small{write.__name__}", 40, 30)) as im:
+            assert im.size == (40, 30) and not np.asarray(im).any()
+    with Image.open(bomb_gif(tmp_path / "small.gif", 40, 30)) as im:
+        assert im.size == (40, 30)
+        im.load()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    for write in (bomb_png, bomb_tiff, bomb_gif):
+        with Image.open(write(tmp_path / f"big{write.__name__}")) as im:  # header only: nothing is decoded
+            assert im.size == (20000, 20000)
+
+
+@pytest.mark.parametrize("write", [bomb_tiff, bomb_png, bomb_gif])
+def test_a_decompression_bomb_image_or_mask_is_a_one_line_error(tmp_path, write):
+    from helpers.data.retina import read_image
+
+    path = write(tmp_path / "21_training.tif")
+    before = (path.stat().st_mtime_ns, path.read_bytes())
+    for read, what in ((read_image, "image"), (read_mask, "mask")):
+        with pytest.raises(DataError, match=r"21_training\.tif: the [a-z ]*declares 400,000,000 pixels") as err:
+            read(path)
+        assert "\n" not in str(err.value) and "decompression bomb" in str(err.value) and what in str(err.value)
+    assert (path.stat().st_mtime_ns, path.read_bytes()) == before  # the user's file is left as it was
+
+
+def test_an_image_over_the_warning_limit_is_refused_too(tmp_path, monkeypatch):
+    """Above MAX_IMAGE_PIXELS Pillow only warns (up to twice the limit); the loaders refuse it as well."""
+    from helpers.data.retina import read_image
+
+    img, ves = fundus(h=30, w=40)
+    Image.fromarray(img).save(tmp_path / "eye.png")
+    Image.fromarray(ves.astype(np.uint8) * 255).save(tmp_path / "ves.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1200 pixels: a warning, not an error, in Pillow
+    with pytest.raises(DataError, match=r"eye\.png: the image declares 1,200 pixels \(the limit is 1,000"):
+        read_image(tmp_path / "eye.png")
+    with pytest.raises(DataError, match=r"ves\.png: the vessel mask declares 1,200 pixels"):
+        read_mask(tmp_path / "ves.png", what="vessel mask")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1200)
+    assert read_image(tmp_path / "eye.png").shape == (30, 40, 3) and read_mask(tmp_path / "ves.png").any()
+
+
+def test_a_bomb_in_a_drive_folder_names_the_file(tmp_path):
+    root = tmp_path / "training"
+    write_drive(root, n=2)
+    bomb_tiff(root / "images" / "22_training.tif")
+    with pytest.raises(DataError, match=r"22_training\.tif: the image declares 400,000,000 pixels"):
+        load_retina(root, "drive")
+    write_drive(root, n=2)  # a small image again: now the vessel mask is the bomb
+    bomb_gif(root / "1st_manual" / "22_manual1.gif")
+    with pytest.raises(DataError, match=r"22_manual1\.gif: the vessel mask declares 400,000,000 pixels"):
+        load_retina(root)
+
+
+def write_drive(root, n: int = 2):
+    """A DRIVE-style ``training`` folder of synthetic fundus images 21, 22, ... (TIFF, GIF masks)."""
+    for d in ("images", "1st_manual", "mask"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img, ves = fundus(seed=i)
+        Image.fromarray(img).save(root / "images" / f"{21 + i}_training.tif")
+        Image.fromarray(ves.astype(np.uint8) * 255).save(root / "1st_manual" / f"{21 + i}_manual1.gif")
+        Image.fromarray(np.full(ves.shape, 255, np.uint8)).save(root / "mask" / f"{21 + i}_training_mask.gif")
+    return root

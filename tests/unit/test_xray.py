@@ -84,3 +84,31 @@ def test_laplacian_energy_is_zero_on_a_linear_ramp_and_grows_with_noise():
     assert laplacian_energy(ramp).item() == pytest.approx(0.0, abs=1e-6)
     noisy = ramp + 0.05 * torch.randn_like(ramp)
     assert laplacian_energy(noisy).item() > 0.05
+
+
+def test_a_decompression_bomb_xray_is_a_one_line_error(tmp_path, monkeypatch):
+    """A PNG declaring 20000×20000 pixels (0.4 MB on disk), or one just over Pillow's warning limit: a
+    one-line DataError naming the file, from read_image and from load_images; the file is left as it was."""
+    from tests.unit.test_retina import bomb_png
+
+    folder = tmp_path / "NORMAL"
+    folder.mkdir()
+    bomb = bomb_png(folder / "IM-0001-0001.png")
+    before = bomb.read_bytes()
+    for read in (lambda: read_image(bomb), lambda: load_images(find_images_in(tmp_path))):
+        with pytest.raises(DataError, match=r"IM-0001-0001\.png: the X-ray declares 400,000,000 pixels") as err:
+            read()
+        assert "\n" not in str(err.value)
+    assert bomb.read_bytes() == before
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((30, 40), np.uint8)).save(small)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1200 pixels: Pillow would only warn
+    with pytest.raises(DataError, match=r"small\.png: the X-ray declares 1,200 pixels"):
+        read_image(small)
+
+
+def find_images_in(root):
+    """Records for every image in ``root/NORMAL`` (label 0), without the patient-name rules."""
+    from helpers.data.xray import Record
+
+    return [Record(p, 0, p.stem) for p in sorted((root / "NORMAL").iterdir())]
