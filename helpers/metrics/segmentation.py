@@ -138,5 +138,103 @@ def binned_mean(values, keys, edges, mask=None) -> tuple[np.ndarray, np.ndarray,
     return (edges[:-1] + edges[1:]) / 2, means, counts
 
 
-__all__ = ["binned_mean", "dice", "referral_curve", "segmentation_scores", "signed_distance_to_edge",
-           "uncertainty_error_overlap", "vessel_width"]
+# ----------------------------------------------------------------- per-image counts, for the bootstrap
+# A bootstrap over test images recomputes a pooled metric on hundreds of resamples of the images; recomputing it
+# from millions of pixels each time is slow. These functions reduce each image to a few counts once; the pooled
+# metric of any resample is then computed from the summed counts. Taught in chapter 4 (confidence intervals).
+def class_histograms(probs, target, fov=None, bins: int = 10_000) -> np.ndarray:
+    """Counts of background (row 0) and vessel (row 1) pixels in ``bins`` equal-width probability bins on
+    [0, 1], inside the field of view: ``[2, bins]``. Stack one per image for :func:`scores_from_histograms`."""
+    p, g = _inside(fov, probs, target)
+    idx = np.clip((p.astype(np.float64) * bins).astype(np.int64), 0, bins - 1)
+    g = g.astype(bool)
+    return np.stack([np.bincount(idx[~g], minlength=bins), np.bincount(idx[g], minlength=bins)])
+
+
+def scores_from_histograms(hist, threshold: float = 0.5) -> dict[str, float]:
+    """:func:`segmentation_scores` from :func:`class_histograms` (``[2, bins]``, or ``[N, 2, bins]`` summed over
+    the N images). A pixel counts as vessel when its bin starts at or above ``threshold`` (exact for a threshold
+    on a bin edge, up to pixels exactly at it); for the AUC, a vessel and a background pixel in the same bin count
+    as a tie (one half), so the AUC is exact up to pairs closer than one bin width."""
+    h = np.asarray(hist)
+    if h.ndim == 3:
+        h = h.sum(0)
+    h = h.astype(np.float64)
+    if h.ndim != 2 or h.shape[0] != 2:
+        raise BookError(f"class histograms must be [2, bins] or [N, 2, bins], got {np.shape(hist)}")
+    neg, pos = h
+    bins = h.shape[1]
+    above = np.arange(bins) >= int(round(threshold * bins))
+    tp, fn = pos[above].sum(), pos[~above].sum()
+    fp, tn = neg[above].sum(), neg[~above].sum()
+    n_pos, n_neg = pos.sum(), neg.sum()
+    below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])  # background pixels in lower bins
+    auc = float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg)) if n_pos and n_neg else float("nan")
+    return {"dice": 2 * tp / max(2 * tp + fp + fn, 1.0), "auc": auc,
+            "accuracy": (tp + tn) / max(n_pos + n_neg, 1.0), "sensitivity": tp / max(tp + fn, 1.0),
+            "specificity": tn / max(tn + fp, 1.0)}
+
+
+def fit_overlap_threshold(unc, error, fov=None, thresholds: int = 100) -> float:
+    """The threshold, in the uncertainty's own units, that maximises the :func:`uncertainty_error_overlap` of
+    ``unc`` with ``error``. Fit it on validation images and apply it to test images (a threshold chosen on the
+    test images would report a best case nobody could have chosen in advance)."""
+    u, e = _inside(fov, unc, error)
+    _, t = uncertainty_error_overlap(u, e, thresholds=thresholds)
+    lo, hi = float(u.min()), float(u.max())
+    return lo + t * (hi - lo)
+
+
+def overlap_counts(unc, error, threshold: float, fov=None) -> np.ndarray:
+    """``[|U|, |U ∩ E|, |E|]`` for the uncertainty mask ``U = unc > threshold`` and the error mask ``E`` of one
+    image; :func:`overlap_from_counts` pools them."""
+    u, e = _inside(fov, unc, error)
+    e = e.astype(bool)
+    m = u > threshold
+    return np.array([m.sum(), (m & e).sum(), e.sum()], dtype=np.int64)
+
+
+def overlap_from_counts(counts) -> float:
+    """Uncertainty-error overlap, 2|U ∩ E| / (|U| + |E|), of pooled :func:`overlap_counts` (``[3]`` or
+    ``[N, 3]``)."""
+    c = np.asarray(counts, dtype=np.float64)
+    n_u, n_ue, n_e = c.reshape(-1, 3).sum(0)
+    return float(2 * n_ue / max(n_u + n_e, 1.0))
+
+
+def referral_counts(probs, target, unc, edges, fov=None, threshold: float = 0.5) -> np.ndarray:
+    """True positives, false positives, false negatives and true negatives of one image in each bin of the
+    uncertainty (bin edges ``edges``, increasing; e.g. quantiles of the pooled map): ``[4, len(edges) - 1]``.
+    :func:`referral_dice_from_counts` pools them."""
+    p, g, u = _inside(fov, probs, target, unc)
+    edges = np.asarray(edges, dtype=np.float64)
+    n_bins = len(edges) - 1
+    which = np.clip(np.searchsorted(edges[1:-1], u, side="right"), 0, n_bins - 1)
+    b, g = p > threshold, g.astype(bool)
+    return np.stack([np.bincount(which[m], minlength=n_bins)
+                     for m in (b & g, b & ~g, ~b & g, ~b & ~g)])
+
+
+def referral_dice_from_counts(counts, fraction: float) -> float:
+    """Dice of the pixels kept when the most uncertain ``fraction`` of pixels is referred, from pooled
+    :func:`referral_counts` (``[4, bins]`` or ``[N, 4, bins]``). Bins are referred from the most uncertain down;
+    the last one in part, in proportion, so the result matches :func:`referral_curve` up to the order of pixels
+    inside one bin."""
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim == 3:
+        c = c.sum(0)
+    if not 0 <= fraction < 1:
+        raise BookError("referral fraction must be in [0, 1)")
+    per_bin = c.sum(0)[::-1]                     # most uncertain bin first
+    to_refer = fraction * per_bin.sum()
+    before = np.concatenate([[0.0], np.cumsum(per_bin)[:-1]])
+    share = np.clip((to_refer - before) / np.maximum(per_bin, 1e-12), 0, 1)  # referred share of each bin
+    kept = (c[:, ::-1] * (1 - share)).sum(1)
+    tp, fp, fn = kept[:3]
+    return 1.0 if 2 * tp + fp + fn == 0 else float(2 * tp / (2 * tp + fp + fn))
+
+
+__all__ = ["binned_mean", "class_histograms", "dice", "fit_overlap_threshold", "overlap_counts",
+           "overlap_from_counts", "referral_counts", "referral_curve", "referral_dice_from_counts",
+           "scores_from_histograms", "segmentation_scores", "signed_distance_to_edge", "uncertainty_error_overlap",
+           "vessel_width"]
