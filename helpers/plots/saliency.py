@@ -1,74 +1,107 @@
 """Figures of chapter 3: images beside their attribution maps, the randomisation test, deletion/insertion curves.
 
-Signed maps use the book's diverging colour map centred on zero, magnitudes the sequential one; each map is divided
-by its largest absolute value, so one colour bar per column reads "share of the map's maximum". Grey images are
-shown in grey. Taught in chapter 3.
+Readable at the book's page width: at most three images per row and at most 7.5 inches wide. Signed maps use the
+book's diverging colour map with symmetric limits at the 99th percentile of |values| (:func:`map_limits`;
+a few extreme pixels would otherwise wash out the rest), magnitudes the sequential one from 0 to the same
+percentile; one colour bar per method, shared by the images in its row, in the map's own units. The lesion is
+outlined in cyan (with a dark edge, visible on every colour map), a second region (e.g. a marker) in yellow.
+Taught in chapter 3.
 """
 
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+import matplotlib.patheffects as pe
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib import animation
 
-from helpers.plots.style import COLORS, DIVERGING, SEQUENTIAL, to_numpy_image
+from helpers.errors import BookError
+from helpers.plots.style import COLORS, DIVERGING, SEQUENTIAL, SIGNED_PERCENTILE, to_numpy_image
+
+#: Outline colours: the lesion (cyan) and a second region such as a burned-in marker (yellow).
+LESION_COLOR, OTHER_COLOR = "#00E5FF", "#FFD400"
+#: How the book writes the methods' names in figures and prose.
+METHOD_LABELS = {"gradient": "gradient", "guided_backprop": "guided backprop",
+                 "integrated_gradients": "integrated gradients", "gradcam": "Grad-CAM", "occlusion": "occlusion"}
 
 
-def _norm(m) -> np.ndarray:
-    a = to_numpy_image(m).astype(float)
-    peak = np.abs(a).max()
-    return a / peak if peak > 0 else a
+def method_label(name: str) -> str:
+    """``"integrated_gradients + SG"`` -> ``"integrated gradients + SG"`` (other names unchanged)."""
+    base, plus, rest = name.partition(" + ")
+    return METHOD_LABELS.get(base, base) + (plus + rest if plus else "")
 
 
-def _draw(ax: plt.Axes, m, signed: bool):
-    a = _norm(m)
-    im = ax.imshow(a, cmap=DIVERGING if signed else SEQUENTIAL, vmin=-1 if signed else 0, vmax=1,
-                   interpolation="nearest")
+def map_limits(maps, signed: bool, percentile: float = SIGNED_PERCENTILE) -> tuple[float, float]:
+    """Colour limits shared by ``maps``: ``(-L, L)`` for signed maps, ``(0, L)`` for magnitudes, with ``L`` the
+    ``percentile`` of |values| (:func:`helpers.plots.style.signed_limit`); for a sparse map whose percentile is
+    0, its largest |value| (1.0 if the map is 0 everywhere)."""
+    arr = np.abs(maps.detach().cpu().double().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps))
+    lim = float(np.nanpercentile(arr, percentile)) if arr.size else 0.0
+    if lim <= 0:
+        lim = float(np.nanmax(arr)) if arr.size and np.nanmax(arr) > 0 else 1.0
+    return (-lim, lim) if signed else (0.0, lim)
+
+
+def _bare(ax: plt.Axes) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.grid(False)
-    return im
 
 
-def _contour(ax: plt.Axes, mask, color: str) -> None:
-    if mask is not None:
-        m = to_numpy_image(mask).astype(float)
-        if m.any():
-            ax.contour(m, levels=[0.5], colors=[color], linewidths=0.9)
+def outline(ax: plt.Axes, mask, color: str = LESION_COLOR, width: float = 1.1) -> None:
+    """Draw the outline of a bool ``mask`` on ``ax`` (with a dark edge, so it shows on any colour map)."""
+    if mask is None:
+        return
+    m = to_numpy_image(mask).astype(float)
+    if m.any():
+        cs = ax.contour(m, levels=[0.5], colors=[color], linewidths=width)
+        cs.set(path_effects=[pe.Stroke(linewidth=width + 1.2, foreground="black"), pe.Normal()])
 
 
 def plot_attributions(images: torch.Tensor, maps: Mapping[str, torch.Tensor], *, signed: Sequence[str] = (),
-                      masks: torch.Tensor | None = None, row_labels: Sequence[str] | None = None,
-                      title: str = "", mask_color: str = "#00E5FF", panel: float = 1.55) -> plt.Figure:
-    """A grid: one row per image, the image (grey) then one column per map in ``maps`` (``name -> [N, H, W]``).
+                      masks: torch.Tensor | None = None, other_masks: torch.Tensor | None = None,
+                      col_labels: Sequence[str] | None = None, title: str = "",
+                      percentile: float = SIGNED_PERCENTILE, panel: float = 1.75) -> plt.Figure:
+    """A grid with one column per image (at most 3) and one row per map: the images first, then each map of
+    ``maps`` (``name -> [N, H, W]``) with its own colour bar.
 
-    Names in ``signed`` are drawn with the diverging map on [−1, 1], the rest with the sequential map on [0, 1],
-    each map divided by its own maximum |value|. ``masks`` (``[N, 1, H, W]`` bool, optional) are outlined on every
-    panel, so the eye can judge localisation. Taught in chapter 3.
+    Names in ``signed`` are drawn with the diverging map on ``(-L, L)``, the others with the sequential map on
+    ``(0, L)``, ``L`` the ``percentile`` of |values| over the row (:func:`map_limits`), so the images of a row
+    share one scale. ``masks`` (``[N, 1, H, W]`` bool, the lesion) are outlined in cyan on every panel,
+    ``other_masks`` (e.g. a marker) in yellow. Taught in chapter 3.
     """
     n, names = len(images), list(maps)
-    fig, axes = plt.subplots(n, len(names) + 1, figsize=(panel * (len(names) + 1) + 0.6, panel * n + 0.9),
+    if not 1 <= n <= 3:
+        raise BookError(f"plot_attributions shows 1 to 3 images side by side (readable at the page's "
+                        f"width), got {n}: make several figures")
+    width = min(7.4, panel * n + 1.9)
+    fig, axes = plt.subplots(len(names) + 1, n, figsize=(width, panel * (len(names) + 1) + 0.5),
                              squeeze=False)
-    handles = {}
-    for i in range(n):
-        ax = axes[i, 0]
-        ax.imshow(to_numpy_image(images[i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
-        _contour(ax, None if masks is None else masks[i], mask_color)
-        ax.set_ylabel(row_labels[i] if row_labels is not None else f"image {i}", fontsize=8)
-        for j, name in enumerate(names):
-            handles[name] = _draw(axes[i, j + 1], maps[name][i], name in signed)
-            _contour(axes[i, j + 1], None if masks is None else masks[i], mask_color)
-    axes[0, 0].set_title("image", fontsize=9)
-    for j, name in enumerate(names):
-        axes[0, j + 1].set_title(name, fontsize=9)
-        fig.colorbar(handles[name], ax=axes[:, j + 1], location="bottom", shrink=0.9, pad=0.02, aspect=12,
-                     label="signed / max" if name in signed else "|map| / max")
+    for j in range(n):
+        ax = axes[0, j]
+        ax.imshow(to_numpy_image(images[j]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        _bare(ax)
+        outline(ax, None if masks is None else masks[j])
+        outline(ax, None if other_masks is None else other_masks[j], OTHER_COLOR)
+        ax.set_title(col_labels[j] if col_labels is not None else f"image {j}")
+    axes[0, 0].set_ylabel("image")
+    for i, name in enumerate(names, start=1):
+        is_signed = name in signed
+        values = np.stack([to_numpy_image(maps[name][j]) for j in range(n)])
+        vmin, vmax = map_limits(values, is_signed, percentile)
+        for j in range(n):
+            ax = axes[i, j]
+            im = ax.imshow(values[j], cmap=DIVERGING if is_signed else SEQUENTIAL, vmin=vmin, vmax=vmax,
+                           interpolation="nearest")
+            _bare(ax)
+            outline(ax, None if masks is None else masks[j])
+            outline(ax, None if other_masks is None else other_masks[j], OTHER_COLOR)
+        axes[i, 0].set_ylabel(method_label(name).replace(" + ", "\n+ ").replace("integrated ", "integrated\n"))
+        cb = fig.colorbar(im, ax=axes[i, :], location="right", shrink=0.9, pad=0.02, aspect=10)
+        cb.set_label("signed" if is_signed else "magnitude")
     if title:
         fig.suptitle(title)
     return fig
@@ -79,78 +112,86 @@ def plot_randomization(results: Mapping[str, dict], *, metrics: Sequence[str] = 
                        title: str = "Cascading parameter randomisation (Adebayo et al. 2018)") -> plt.Figure:
     """Similarity to the original map (mean ± one standard deviation over images) after randomising each layer,
     top layer first, one line per method (``results``: method name -> output of
-    :func:`helpers.metrics.attribution.cascading_randomization`). Taught in chapter 3.
+    :func:`helpers.metrics.attribution.cascading_randomization`), one panel per metric (at most 3), the legend
+    below the panels. Taught in chapter 3.
     """
-    labels = {"spearman_abs": "Spearman (absolute maps)", "spearman_signed": "Spearman (signed maps)",
-              "ssim": "SSIM (absolute maps)"}
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), sharey=True, squeeze=False)
+    labels = {"spearman_abs": "Spearman, |maps|", "spearman_signed": "Spearman, signed",
+              "ssim": "SSIM, |maps|"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(7.4, 3.9), sharey=True, squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for k, (name, res) in enumerate(results.items()):
             vals = np.asarray(res[metric], dtype=float)
             mean, sd = np.nanmean(vals, 1), np.nanstd(vals, 1)
             xs = np.arange(len(mean))
-            ax.plot(xs, mean, "o-", color=COLORS[k % len(COLORS)], label=name, ms=3)
+            ax.plot(xs, mean, "o-", color=COLORS[k % len(COLORS)], label=method_label(name), ms=3)
             ax.fill_between(xs, mean - sd, mean + sd, color=COLORS[k % len(COLORS)], alpha=0.15)
-        layer_names = next(iter(results.values()))["layers"]
-        ax.set_xticks(np.arange(len(layer_names)), layer_names, rotation=60, ha="right", fontsize=7)
+        n_layers = len(next(iter(results.values()))["layers"])
+        ax.set_xticks(np.arange(n_layers), ["none"] + [str(i) for i in range(1, n_layers)])
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_title(labels.get(metric, metric))
-        ax.set_xlabel("randomised down to layer")
-    axes[0, 0].set_ylabel("similarity to the trained model's map")
-    axes[0, -1].legend(fontsize=7)
+        ax.set_xlabel("layers randomised")
+    axes[0, 0].set_ylabel("similarity to the\ntrained model's map")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncol=min(4, len(names)))
     fig.suptitle(title)
     return fig
 
 
 def plot_deletion_insertion(results: Mapping[str, dict], *, title: str = "Deletion and insertion "
                             "(Petsiuk et al. 2018)") -> plt.Figure:
-    """Mean deletion and insertion curves per method with their mean areas in the legend (``results``: method ->
-    output of :func:`helpers.metrics.attribution.deletion_insertion`). Lower deletion and higher insertion areas
-    are better. Taught in chapter 3.
+    """Mean deletion and insertion curves per method, their mean areas in the legend below the panels
+    (``results``: method -> output of :func:`helpers.metrics.attribution.deletion_insertion`). Lower deletion
+    and higher insertion areas are better. Taught in chapter 3.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 4.6), sharey=True)
     for k, (name, res) in enumerate(results.items()):
         c = COLORS[k % len(COLORS)]
         for ax, kind in zip(axes, ("deletion", "insertion")):
-            ax.plot(res["fraction"], res[kind].mean(0), color=c,
-                    label=f"{name} (AUC {np.mean(res[kind + '_auc']):.2f})")
+            ax.plot(100 * res["fraction"], res[kind].mean(0), color=c, label=method_label(name))
     for ax, kind in zip(axes, ("deletion", "insertion")):
         ax.set_title(f"{kind}: {'lower' if kind == 'deletion' else 'higher'} is better")
-        ax.set_xlabel(f"fraction of pixels {'removed' if kind == 'deletion' else 'inserted'}")
-        ax.legend(fontsize=7)
+        ax.set_xlabel(f"% of pixels {'removed' if kind == 'deletion' else 'inserted'}")
     axes[0].set_ylabel("probability of the class")
+    handles, names = axes[0].get_legend_handles_labels()
+    aucs = [f"{n} ({np.mean(r['deletion_auc']):.2f} / {np.mean(r['insertion_auc']):.2f})"
+            for n, r in zip(names, results.values())]
+    fig.legend(handles, aucs, loc="outside lower center", ncol=2,
+               title="method (deletion / insertion area)")
     fig.suptitle(title)
     return fig
 
 
 def animate_attributions(images: torch.Tensor, maps: Mapping[str, torch.Tensor], *, signed: Sequence[str] = (),
-                         masks: torch.Tensor | None = None, mask_color: str = "#00E5FF",
-                         interval: int = 900, dpi: int = 72) -> animation.FuncAnimation:
+                         masks: torch.Tensor | None = None, mask_color: str = LESION_COLOR,
+                         interval: int = 900, dpi: int = 72,
+                         percentile: float = SIGNED_PERCENTILE) -> animation.FuncAnimation:
     """A kernel-free viewer: one frame per (image, map) pair, image on the left, the map on the right.
 
-    Render with ``helpers.plots.animation.animation_html(anim)``: the slider works on a static web page; ``dpi`` sets
-    the frames' resolution (and the page's size). Taught in chapter 3.
+    Each method's colour limits are set from all its frames (:func:`map_limits`), so frames of one method
+    compare. Render with ``helpers.plots.animation.animation_html(anim)``: the slider works on a static web
+    page; ``dpi`` sets the frames' resolution (and the page's size). Taught in chapter 3.
     """
     frames = [(i, name) for i in range(len(images)) for name in maps]
-    fig, (ax_img, ax_map) = plt.subplots(1, 2, figsize=(6.2, 3.0), dpi=dpi)
+    limits = {name: map_limits(np.stack([to_numpy_image(m) for m in maps[name]]), name in signed, percentile)
+              for name in maps}
+    fig, (ax_img, ax_map) = plt.subplots(1, 2, figsize=(6.4, 3.2), dpi=dpi)
     img_h = ax_img.imshow(to_numpy_image(images[0]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     first = frames[0][1]
-    map_h = _draw(ax_map, maps[first][0], first in signed)
+    map_h = ax_map.imshow(to_numpy_image(maps[first][0]), cmap=DIVERGING if first in signed else SEQUENTIAL,
+                          vmin=limits[first][0], vmax=limits[first][1], interpolation="nearest")
     cbar = fig.colorbar(map_h, ax=ax_map, fraction=0.046, pad=0.03)
     for ax in (ax_img, ax_map):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
+        _bare(ax)
     contours: list = []
 
     def update(k: int):
         i, name = frames[k]
         img_h.set_data(to_numpy_image(images[i]))
         is_signed = name in signed
-        map_h.set_data(_norm(maps[name][i]))
+        map_h.set_data(to_numpy_image(maps[name][i]))
         map_h.set_cmap(DIVERGING if is_signed else SEQUENTIAL)
-        map_h.set_clim(-1 if is_signed else 0, 1)
-        cbar.set_label("signed / max" if is_signed else "|map| / max")
+        map_h.set_clim(*limits[name])
+        cbar.set_label("signed" if is_signed else "magnitude")
         for c in contours:
             c.remove()
         contours.clear()
@@ -159,7 +200,7 @@ def animate_attributions(images: torch.Tensor, maps: Mapping[str, torch.Tensor],
                 contours.append(ax.contour(to_numpy_image(masks[i]).astype(float), levels=[0.5],
                                            colors=[mask_color], linewidths=0.9))
         ax_img.set_title(f"image {i}")
-        ax_map.set_title(name)
+        ax_map.set_title(method_label(name))
         return img_h, map_h
 
     anim = animation.FuncAnimation(fig, update, frames=len(frames), interval=interval, blit=False)
@@ -167,4 +208,5 @@ def animate_attributions(images: torch.Tensor, maps: Mapping[str, torch.Tensor],
     return anim
 
 
-__all__ = ["animate_attributions", "plot_attributions", "plot_deletion_insertion", "plot_randomization"]
+__all__ = ["LESION_COLOR", "METHOD_LABELS", "OTHER_COLOR", "animate_attributions", "map_limits", "method_label",
+           "outline", "plot_attributions", "plot_deletion_insertion", "plot_randomization"]

@@ -75,6 +75,12 @@ def test_deletion_is_steepest_when_the_true_evidence_is_removed_first():
     r_blur = deletion_insertion(model, x, 1, good, pixels_per_step=4, deletion_fill="blur")
     np.testing.assert_allclose(r_blur["deletion"][:, -1], r_blur["insertion"][:, 0])  # both: the blurred image
     np.testing.assert_allclose(r_blur["insertion"][:, -1], r_blur["deletion"][:, 0])  # both: the image itself
+    short = deletion_insertion(model, x, 1, good, pixels_per_step=1, max_fraction=0.25)
+    assert short["fraction"][-1] == 0.25 and len(short["fraction"]) == 17   # 16 pixels, one at a time
+    np.testing.assert_allclose(short["deletion_auc"],
+                               [np.trapezoid(c, short["fraction"]) / 0.25 for c in short["deletion"]])
+    assert 0 <= short["deletion_auc"].min() and short["insertion_auc"].max() <= 1
+    np.testing.assert_allclose(short["deletion"][:, 4], r_good["deletion"][:, 1])   # the same 4 pixels gone
 
 
 def test_mass_in_mask_and_pointing_game():
