@@ -175,7 +175,7 @@ def _own_network_diff(model, seed, x, baseline):
 
 
 def test_mc_integrated_gradients_are_complete_for_each_sample_network():
-    from helpers.saliency import COMPLETENESS_TOLERANCE, mc_attributions
+    from helpers.saliency import COMPLETENESS_FLOOR, COMPLETENESS_TOLERANCE, mc_attributions
 
     net = _smooth_dropout_net(16)
     x = torch.rand(3, 1, 16, 16, dtype=torch.double)
@@ -185,7 +185,7 @@ def test_mc_integrated_gradients_are_complete_for_each_sample_network():
     totals = res.maps.flatten(2).sum(2)            # [T, N]
     for t, seed in enumerate(res.seeds):
         diff = _own_network_diff(net, seed, x, base)
-        err = (totals[t] - diff).abs() / diff.abs().clamp_min(0.1)
+        err = (totals[t] - diff).abs() / diff.abs().clamp_min(COMPLETENESS_FLOOR)
         assert err.max() < COMPLETENESS_TOLERANCE, f"sample {t}: completeness error {err.max():.2%}"
     assert res.errors.max() < COMPLETENESS_TOLERANCE
     assert totals.std(0).min() > 0.05, "different networks must give different totals"
@@ -196,7 +196,7 @@ def test_ig_inside_plain_mc_dropout_mixes_networks_and_shrinks_the_spread():
     own mask. No network's F(x) − F(x') matches a sample's total, and the spread of the totals shrinks."""
     from captum.attr import IntegratedGradients
 
-    from helpers.saliency import COMPLETENESS_TOLERANCE, mc_attributions
+    from helpers.saliency import COMPLETENESS_FLOOR, COMPLETENESS_TOLERANCE, mc_attributions
     from helpers.uncertainty import mc_dropout
 
     net = _smooth_dropout_net(16)
@@ -207,7 +207,7 @@ def test_ig_inside_plain_mc_dropout_mixes_networks_and_shrinks_the_spread():
         old, delta = IntegratedGradients(net).attribute(x.expand(T, -1, -1, -1), baselines=base.expand(T, -1, -1, -1),
                                                         target=1, n_steps=64, return_convergence_delta=True)
     old_totals = old.flatten(1).sum(1)
-    old_err = delta.abs() / (old_totals - delta).abs().clamp_min(0.1)
+    old_err = delta.abs() / (old_totals - delta).abs().clamp_min(COMPLETENESS_FLOOR)
     assert (old_err > COMPLETENESS_TOLERANCE).float().mean() >= 0.75, "the old way should break completeness"
     new_totals = mc_attributions(net, x, 1, "integrated_gradients", T=T, baseline=base,
                                  steps=(32, 64)).maps.flatten(1).sum(1)
@@ -216,7 +216,7 @@ def test_ig_inside_plain_mc_dropout_mixes_networks_and_shrinks_the_spread():
 
 def test_mc_attributions_of_the_chapter_cnn_meet_the_rule_per_sample():
     from helpers.data.lesions import make_lesion_images
-    from helpers.saliency import COMPLETENESS_TOLERANCE, mc_attributions
+    from helpers.saliency import COMPLETENESS_FLOOR, COMPLETENESS_TOLERANCE, mc_attributions
 
     torch.manual_seed(0)
     net = SmallCNN(width=4).double().eval()
@@ -228,7 +228,7 @@ def test_mc_attributions_of_the_chapter_cnn_meet_the_rule_per_sample():
     res = mc_attributions(net, x, 1, "integrated_gradients", T=3, baseline=base)
     for t, seed in enumerate(res.seeds):
         diff = _own_network_diff(net, seed, x, base)
-        err = (res.maps[t].flatten(1).sum(1) - diff).abs() / diff.abs().clamp_min(0.1)
+        err = (res.maps[t].flatten(1).sum(1) - diff).abs() / diff.abs().clamp_min(COMPLETENESS_FLOOR)
         assert err.max() < COMPLETENESS_TOLERANCE
     grads = mc_attributions(net, x, 1, "gradient", T=2)
     assert grads.maps.shape == (2, 2, 1, 32, 32) and grads.errors is None
