@@ -125,6 +125,14 @@ def _sample(name: str, image_path: Path, mask_path: Path, fov_path: Path | None)
     return RetinaImage(name, image, vessels, fov, image_path)
 
 
+def _loading(items: list, desc: str, progress: bool):
+    """A progress bar over ``items`` (stderr, shown after a second, cleared when done or on an error) to use as
+    ``with _loading(...) as bar: for item in bar: ...``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="image", disable=not progress, leave=False, delay=1.0)
+
+
 def _images_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found")
@@ -132,28 +140,29 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------------- layouts
-def load_drive(root: str | Path) -> list[RetinaImage]:
+def load_drive(root: str | Path, progress: bool = False) -> list[RetinaImage]:
     """DRIVE ``training`` or ``test`` folder: ``images/NN_<split>.tif``, ``1st_manual/NN_manual1.gif``,
     ``mask/NN_<split>_mask.gif`` (Staal et al. 2004). Taught in chapter 4."""
     root = Path(root)
     if not (root / "images").is_dir() and (root / "training" / "images").is_dir():
         raise DataError(f"{root}: this is the DRIVE root; pass {root / 'training'} or {root / 'test'}")
     samples = []
-    for img in _images_in(root / "images"):
-        m = re.match(r"(\d+)_(training|test)$", img.stem)
-        if m is None:
-            raise DataError(f"{img}: not a DRIVE image name (expected NN_training.tif or NN_test.tif)")
-        manual = root / "1st_manual" / f"{m.group(1)}_manual1.gif"
-        fov = root / "mask" / f"{img.stem}_mask.gif"
-        if not manual.is_file():
-            raise DataError(f"{root / '1st_manual'}: no mask for {img.name} (expected {manual.name})")
-        samples.append(_sample(img.stem, img, manual, fov if fov.is_file() else None))
+    with _loading(_images_in(root / "images"), f"loading {root.name}", progress) as bar:
+        for img in bar:
+            m = re.match(r"(\d+)_(training|test)$", img.stem)
+            if m is None:
+                raise DataError(f"{img}: not a DRIVE image name (expected NN_training.tif or NN_test.tif)")
+            manual = root / "1st_manual" / f"{m.group(1)}_manual1.gif"
+            fov = root / "mask" / f"{img.stem}_mask.gif"
+            if not manual.is_file():
+                raise DataError(f"{root / '1st_manual'}: no mask for {img.name} (expected {manual.name})")
+            samples.append(_sample(img.stem, img, manual, fov if fov.is_file() else None))
     if not samples:
         raise DataError(f"{root / 'images'}: no images found")
     return samples
 
 
-def load_chase(root: str | Path, observer: int = 1) -> list[RetinaImage]:
+def load_chase(root: str | Path, observer: int = 1, progress: bool = False) -> list[RetinaImage]:
     """CHASE_DB1 as published: ``Image_NNX.jpg`` with ``Image_NNX_1stHO.png`` (``observer=2``: ``_2ndHO``);
     the field of view by :func:`fov_by_threshold` (Fraz et al. 2012). Taught in chapter 4."""
     root = Path(root)
@@ -164,15 +173,16 @@ def load_chase(root: str | Path, observer: int = 1) -> list[RetinaImage]:
     if not images:
         raise DataError(f"{root}: no CHASE_DB1 images (Image_NNX.jpg) found")
     samples = []
-    for img in images:
-        mask = root / f"{img.stem}_{tag}.png"
-        if not mask.is_file():
-            raise DataError(f"{root}: no mask for {img.name} (expected {mask.name})")
-        samples.append(_sample(img.stem, img, mask, None))
+    with _loading(images, f"loading {root.name}", progress) as bar:
+        for img in bar:
+            mask = root / f"{img.stem}_{tag}.png"
+            if not mask.is_file():
+                raise DataError(f"{root}: no mask for {img.name} (expected {mask.name})")
+            samples.append(_sample(img.stem, img, mask, None))
     return samples
 
 
-def load_folder(root: str | Path) -> list[RetinaImage]:
+def load_folder(root: str | Path, progress: bool = False) -> list[RetinaImage]:
     """Your own data: ``images/NAME.*``, ``masks/NAME.*`` or ``masks/NAME_*.*``, optional ``fov/NAME.*``
     (without it the field of view is derived by :func:`fov_by_threshold`). Taught in chapter 4."""
     root = Path(root)
@@ -185,12 +195,13 @@ def load_folder(root: str | Path) -> list[RetinaImage]:
         return (exact or loose or [None])[0]
 
     samples = []
-    for img in _images_in(root / "images"):
-        mask = match(img.stem, masks)
-        if mask is None:
-            raise DataError(f"{root / 'masks'}: no mask for {img.name} (expected {img.stem}.png or "
-                            f"{img.stem}_<anything>.png)")
-        samples.append(_sample(img.stem, img, mask, match(img.stem, fovs)))
+    with _loading(_images_in(root / "images"), f"loading {root.name}", progress) as bar:
+        for img in bar:
+            mask = match(img.stem, masks)
+            if mask is None:
+                raise DataError(f"{root / 'masks'}: no mask for {img.name} (expected {img.stem}.png or "
+                                f"{img.stem}_<anything>.png)")
+            samples.append(_sample(img.stem, img, mask, match(img.stem, fovs)))
     if not samples:
         raise DataError(f"{root / 'images'}: no images found")
     return samples
@@ -209,13 +220,13 @@ def detect_layout(root: str | Path) -> str:
                     f"or a folder with images/ and masks/; see helpers.data.retina for the layouts")
 
 
-def load_retina(root: str | Path, layout: str = "auto") -> list[RetinaImage]:
-    """Load any supported layout (``auto`` detects it). Taught in chapter 4."""
+def load_retina(root: str | Path, layout: str = "auto", progress: bool = False) -> list[RetinaImage]:
+    """Load any supported layout (``auto`` detects it); ``progress``: a bar on stderr. Taught in chapter 4."""
     layout = detect_layout(root) if layout == "auto" else layout
     loaders = {"drive": load_drive, "chase": load_chase, "folder": load_folder}
     if layout not in loaders:
         raise DataError(f"layout={layout!r}: use one of {', '.join(LAYOUTS)} or auto")
-    return loaders[layout](root)
+    return loaders[layout](root, progress=progress)
 
 
 def chase_split(samples: list[RetinaImage]) -> tuple[list[RetinaImage], list[RetinaImage]]:
@@ -255,19 +266,24 @@ def rescale(sample: RetinaImage, scale: float) -> RetinaImage:
     return replace(sample, image=np.round(img).astype(np.uint8), vessels=masks[0], fov=masks[1])
 
 
-def to_tensors(samples: list[RetinaImage], scale: float = 1.0, **kwargs
+def to_tensors(samples: list[RetinaImage], scale: float = 1.0, *, progress: bool = False, **kwargs
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Preprocessed inputs ``x``, vessel masks ``y`` and field-of-view masks ``fov``, each ``[N, 1, H, W]``
-    float32, at ``scale``; images of different sizes are zero-padded to the largest (outside the FOV)."""
+    float32, at ``scale``; images of different sizes are zero-padded to the largest (outside the FOV).
+    ``kwargs`` go to :func:`preprocess`; ``progress``: a bar on stderr."""
     if not samples:
         raise DataError("no images to convert")
-    resized = [rescale(s, scale) for s in samples]
+    resized, inputs = [], []
+    with _loading(samples, "preprocessing", progress) as bar:
+        for sample in bar:
+            resized.append(rescale(sample, scale))
+            inputs.append(preprocess(resized[-1].image, resized[-1].fov, **kwargs))
     h = max(s.shape[0] for s in resized)
     w = max(s.shape[1] for s in resized)
     out = torch.zeros(3, len(resized), 1, h, w)
-    for i, s in enumerate(resized):
+    for i, (s, x) in enumerate(zip(resized, inputs)):
         sh, sw = s.shape
-        out[0, i, 0, :sh, :sw] = torch.from_numpy(preprocess(s.image, s.fov, **kwargs))
+        out[0, i, 0, :sh, :sw] = torch.from_numpy(x)
         out[1, i, 0, :sh, :sw] = torch.from_numpy(s.vessels.astype(np.float32))
         out[2, i, 0, :sh, :sw] = torch.from_numpy(s.fov.astype(np.float32))
     return out[0], out[1], out[2]

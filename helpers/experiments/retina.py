@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -37,6 +39,21 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class _Stages:
+    """Wall-clock seconds of each stage of the run, logged to stderr as each one ends."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str, done: str = "") -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 1)
+        if done:
+            _log(f"{done} ({time.perf_counter() - start:.0f} s)")
+
+
 def run(args: argparse.Namespace) -> dict:
     import torch
 
@@ -46,9 +63,11 @@ def run(args: argparse.Namespace) -> dict:
     from helpers.models.unet import UNet, load_checkpoint, predict_images, recipe, save_checkpoint, train_unet
 
     start = time.perf_counter()
+    stage = _Stages()
     rec = {**recipe(args.profile), "seed": args.seed}
     gen = config.seed_everything(rec["seed"])
-    test = load_retina(args.test, args.layout)
+    with stage("loading"):
+        test = load_retina(args.test, args.layout, progress=True)
     n_train = 0
     if args.checkpoint is not None and args.checkpoint.is_file():
         model, meta = load_checkpoint(args.checkpoint)
@@ -58,42 +77,50 @@ def run(args: argparse.Namespace) -> dict:
     else:
         if args.train is None:
             raise DataError("--train is required unless --checkpoint names an existing checkpoint")
-        train = load_retina(args.train, args.layout)
-        n_train = len(train)
-        x, y, fov = to_tensors(train, rec["scale"])
+        with stage("loading"):
+            train = load_retina(args.train, args.layout, progress=True)
+            n_train = len(train)
+            x, y, fov = to_tensors(train, rec["scale"], progress=True)
         steps = args.steps or rec["steps"]
         _log(f"training on {n_train} images ({tuple(x.shape[-2:])} px) for {steps} steps, profile "
-             f"{config.get_profile(args.profile)}")
-        model = UNet(base=rec["base"], p=rec["p"], dropout=rec["dropout"])
-        train_unet(model, x, y, fov, steps=steps, patch=rec["patch"], batch=rec["batch"], lr=rec["lr"],
-                   bce_weight=rec["bce_weight"], generator=gen, progress=sys.stderr.isatty())
+             f"{config.get_profile(args.profile)}, {torch.get_num_threads()} threads")
+        with stage("training"):
+            model = UNet(base=rec["base"], p=rec["p"], dropout=rec["dropout"])
+            train_unet(model, x, y, fov, steps=steps, patch=rec["patch"], batch=rec["batch"], lr=rec["lr"],
+                       bce_weight=rec["bce_weight"], generator=gen, progress=True)
         if args.checkpoint is not None:
             save_checkpoint(model, args.checkpoint, scale=rec["scale"], n_train=n_train,
                             recipe={**rec, "steps": steps})
             _log(f"saved {args.checkpoint}")
-    maps = predict_images(model, test, scale=rec["scale"], T=rec["T"], progress=sys.stderr.isatty())
-    cat = {k: np.concatenate([m[k][s.fov] for m, s in zip(maps, test)]) for k in maps[0]}
-    target = np.concatenate([s.vessels[s.fov] for s in test])
-    scores = segmentation_scores(cat["probs"], target)
-    error = (cat["probs"] > 0.5) != target
-    ueo, _ = uncertainty_error_overlap(cat["entropy"], error)
-    _, referred = referral_curve(cat["probs"], target, cat["entropy"], fractions=[0.1])
+    # One MC sample per pass: at full resolution a batch of copies is slower per sample (memory traffic), and
+    # the way down is computed once per image (predict), so T samples cost about T passes of the way up.
+    with stage("prediction"):
+        maps = predict_images(model, test, scale=rec["scale"], T=rec["T"], chunk_size=1, progress=True)
+    with stage("scoring", f"scored {len(test)} test images"):
+        cat = {k: np.concatenate([m[k][s.fov] for m, s in zip(maps, test)]) for k in maps[0]}
+        target = np.concatenate([s.vessels[s.fov] for s in test])
+        scores = segmentation_scores(cat["probs"], target)
+        error = (cat["probs"] > 0.5) != target
+        ueo, _ = uncertainty_error_overlap(cat["entropy"], error)
+        _, referred = referral_curve(cat["probs"], target, cat["entropy"], fractions=[0.1])
+        ece = expected_calibration_error(cat["probs"], target.astype(int))
     if args.out is not None:
-        write_maps(args.out, test, maps)
-        _log(f"wrote {len(test)} × 4 maps to {args.out}")
+        with stage("writing", f"wrote {len(test)} × 4 maps to {args.out}"):
+            write_maps(args.out, test, maps, progress=True)
     return {"n_train": n_train, "n_test": len(test), **{k: round(v, 4) for k, v in scores.items()},
-            "uncertainty_error_overlap": round(ueo, 4),
-            "ece": round(expected_calibration_error(cat["probs"], target.astype(int)), 4),
+            "uncertainty_error_overlap": round(ueo, 4), "ece": round(ece, 4),
             "dice_referred_10pct": round(float(referred[0]), 4),
-            "seconds": round(time.perf_counter() - start, 1)}
+            "seconds": round(time.perf_counter() - start, 1), "stage_seconds": stage.seconds}
 
 
-def write_maps(out: Path, samples, maps) -> None:
+def write_maps(out: Path, samples, maps, progress: bool = False) -> None:
     """PNG files per test image: vessel probability, MC predictive entropy, aleatoric variance, errors."""
     from PIL import Image
+    from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
-    for s, m in zip(samples, maps):
+    for s, m in tqdm(list(zip(samples, maps)), desc="writing maps", unit="image", disable=not progress,
+                     leave=False):
         def save(name: str, arr: np.ndarray, hi: float | None = None) -> None:
             hi = hi or float(arr.max()) or 1.0  # uncertainty maps: scaled to their maximum
             png = np.round(255 * np.clip(arr / hi, 0, 1)).astype(np.uint8)

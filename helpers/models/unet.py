@@ -76,12 +76,20 @@ class UNet(nn.Module):
         self.head = PixelLogVarHead(widths[0], 1) if log_var else nn.Conv2d(widths[0], 1, 1)
 
     def forward(self, x: torch.Tensor):
+        return self.decode(*self.encode(x))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The way down and the bottom block: the bottom features and the skip connections (finest first)."""
         skips = []
         for block in self.down:
             x = block(x)
             skips.append(x)
             x = F.max_pool2d(x, 2)
-        x = self.bottom(x)
+        return self.bottom(x), skips
+
+    def decode(self, x: torch.Tensor, skips: list[torch.Tensor]):
+        """The way up from :meth:`encode`'s outputs to the output (``forward = decode(*encode(x))``)."""
+        skips = list(skips)
         for up, block in zip(self.up, self.dec):
             x = block(torch.cat([up(x), skips.pop()], 1))
         if self.has_log_var:
@@ -137,37 +145,88 @@ def predict(model: nn.Module, x: torch.Tensor, *, T: int = 20, chunk_size: int =
     xp, (h, w) = pad_to_multiple(x, 2 ** (getattr(model, "levels", 5) - 1))
     was_training = model.training
     model.eval()
-    out = model(xp)
-    single = torch.sigmoid(logits_of(out))[..., :h, :w]
-    two = torch.cat([1 - single, single], 1)
-    result = {"single": single, "single_entropy": classification_summary(two[None])["predictive_entropy"][:, None]}
+    keep = {m: m.p for m in _dropouts(model)}
 
     def both(o) -> torch.Tensor:
         return torch.cat(o, 1) if isinstance(o, tuple) else o
 
-    if modules is not None:
-        keep = {m: m.p for m in _dropouts(model)}
-        for m in keep:
-            m.p = keep[m] if m in modules else 0.0
     try:
-        if _dropouts(model):
+        if modules is not None:
+            for m in keep:
+                m.p = keep[m] if m in modules else 0.0
+        # With dropout only on the way up (the default placement) the way down is the same in every MC pass:
+        # computed once, it halves the cost of a full-resolution prediction.
+        feats = model.encode(xp) if _deterministic_encoder(model) else None
+        out = model(xp) if feats is None else model.decode(*feats)
+        single = torch.sigmoid(logits_of(out))[..., :h, :w]
+        two = torch.cat([1 - single, single], 1)
+        result = {"single": single,
+                  "single_entropy": classification_summary(two[None])["predictive_entropy"][:, None]}
+        if _dropouts(model) and feats is not None:
+            samples = _mc_decode(model, feats, len(xp), T, chunk_size, both)[..., :h, :w]
+        elif _dropouts(model):
             samples = mc_samples(model, xp, T, chunk_size=chunk_size, transform=both)[..., :h, :w]
         else:  # a network without dropout: its one deterministic pass, zero epistemic spread
             samples = both(out)[None, ..., :h, :w]
     finally:
-        if modules is not None:
-            for m, p in keep.items():
-                m.p = p
+        for m, p in keep.items():
+            m.p = p
     probs = torch.sigmoid(samples[:, :, :1])
-    summary = classification_summary(torch.cat([1 - probs, probs], 2))
-    result.update(probs=summary["mean"][:, 1:], entropy=summary["predictive_entropy"][:, None],
-                  mutual_information=summary["mutual_information"][:, None], samples=probs[:, :, 0])
+    mean = probs.mean(0)
+    total, expected = _binary_entropy(mean), _binary_entropy(probs).mean(0)  # = classification_summary's, on
+    result.update(probs=mean, entropy=total, samples=probs[:, :, 0],         # [1 - p, p], without the copies
+                  mutual_information=(total - expected).clamp_min(0.0))
     if samples.shape[2] == 2:  # logit variance, and propagated to the probability: Var ≈ (p(1 − p))² σ²
         sigma2 = samples[:, :, 1:].exp()
         result["logit_variance"] = sigma2.mean(0)
         result["aleatoric"] = ((probs * (1 - probs)) ** 2 * sigma2).mean(0)
     model.train(was_training)
     return result
+
+
+def _binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats of Bernoulli(p), elementwise: :func:`~helpers.uncertainty.entropy` of ``[1 - p, p]``."""
+    q = 1 - p
+    return -(q * torch.log(q.clamp_min(1e-12)) + p * torch.log(p.clamp_min(1e-12)))
+
+
+def _deterministic_encoder(model: nn.Module) -> bool:
+    """True for a :class:`UNet` whose dropout modules on the way down and at the bottom are off (``Identity`` or
+    rate 0): its :meth:`UNet.encode` is then the same in every MC pass."""
+    if not isinstance(model, UNet):
+        return False
+    return not any(m.p > 0 for part in (model.down, model.bottom) for m in _dropouts(part))
+
+
+def _mc_decode(model: UNet, feats: tuple[torch.Tensor, list[torch.Tensor]], n: int, T: int, chunk_size: int,
+               transform: Callable) -> torch.Tensor:
+    """``T`` MC-dropout outputs ``[T, n, ...]`` of ``model.decode`` from the encoder outputs ``feats`` of ``n``
+    images. The passes have the batch sizes of :func:`~helpers.uncertainty.mc_samples` with ``chunk_size``, so they
+    draw the same dropout masks as ``mc_samples(model, x, T, chunk_size=chunk_size)``."""
+    from helpers.uncertainty import mc_dropout, rows_per_pass
+
+    bottom, skips = feats
+
+    def rows(i: int, j: int, k: int = 1) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        def pick(t: torch.Tensor) -> torch.Tensor:  # = t[i:j].repeat(k, 1, 1, 1), keeping the memory format
+            return t[i:j] if k == 1 else torch.cat([t[i:j]] * k)
+        return pick(bottom), [pick(s) for s in skips]
+
+    chunk_size = rows_per_pass(bottom, chunk_size)
+    out: list[torch.Tensor] = []
+    with mc_dropout(model):
+        if n >= chunk_size:
+            for _ in range(T):
+                out.append(torch.cat([transform(model.decode(*rows(i, i + chunk_size)))
+                                      for i in range(0, n, chunk_size)])[None])
+        else:
+            done = 0
+            while done < T:
+                k = min(max(1, chunk_size // n), T - done)
+                y = transform(model.decode(*rows(0, n, k)))
+                out.append(y.reshape(k, n, *y.shape[1:]))
+                done += k
+    return torch.cat(out)
 
 
 @torch.no_grad()

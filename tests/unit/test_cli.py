@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from helpers import cli
 
 
@@ -58,3 +60,29 @@ def test_a_decompression_bomb_in_a_drive_folder_is_one_line_and_no_traceback(tmp
     assert err.count("\n") == 1 and err.startswith(f"error: {bomb}: the image declares 400,000,000 pixels")
     assert "Traceback" not in err and "DecompressionBomb" not in err
     assert bomb.read_bytes() == before
+
+
+def test_an_experiment_from_a_shell_restarts_once_with_passive_openmp_threads(monkeypatch):
+    """OMP_WAIT_POLICY must be set before torch loads: main() re-executes the same command with it, once."""
+    calls = []
+
+    def fake_execve(path, args, env):
+        calls.append((path, args, env))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.os, "execve", fake_execve)
+    monkeypatch.setattr(cli.sys, "argv", ["helpers", "retina", "--test", "somewhere"])
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("KEEP_ME", "1")
+    with pytest.raises(SystemExit):
+        cli.main()
+    (path, args, env), = calls
+    assert path == sys.executable and args == [sys.executable, "-m", "helpers", "retina", "--test", "somewhere"]
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["KEEP_ME"] == "1"
+    assert env["TQDM_MININTERVAL"] == "30"  # stderr is captured here, not a terminal
+    calls.clear()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice (and the restarted process) is kept
+    cli._restart_with_run_environment()
+    assert calls == []
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert cli.main(["info"]) == 0 and calls == []  # info and calls from Python never restart

@@ -168,3 +168,25 @@ def test_bce_term_is_the_mean_cross_entropy_inside_the_fov():
     inside = fov.bool()
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits[inside], target[inside])
     assert torch.allclose(extra, 0.5 * expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("placement, shared", [("decoder", True), ("all", False), ("bottleneck", False)])
+@pytest.mark.parametrize("n, chunk_size", [(1, 1), (1, 4), (2, 3), (3, 2)])
+def test_mc_prediction_reuses_the_way_down_and_draws_the_same_masks(monkeypatch, placement, shared, n,
+                                                                    chunk_size):
+    """With dropout only on the way up, predict() encodes once and decodes T times; every map equals the
+    one of T full passes (mc_samples) with the same seed: the same masks, in the same order."""
+    import helpers.models.unet as unet
+
+    model = small(p=0.3, dropout=placement)
+    x = torch.rand(n, 1, 20, 24)
+    assert unet._deterministic_encoder(model) is shared
+    torch.manual_seed(1)
+    fast = predict(model, x, T=5, chunk_size=chunk_size)
+    monkeypatch.setattr(unet, "_deterministic_encoder", lambda m: False)
+    torch.manual_seed(1)
+    full = predict(model, x, T=5, chunk_size=chunk_size)
+    assert fast.keys() == full.keys()
+    for key in full:
+        assert torch.allclose(fast[key], full[key], atol=1e-6), key
+    assert not torch.allclose(fast["samples"][0], fast["samples"][1])
