@@ -66,20 +66,21 @@ def plot_reliability_diagram(ax: plt.Axes, probs, labels, n_bins: int = 15, titl
     ax.bar(left[full], d["accuracy"][full], width=width[full], align="edge", color=color, edgecolor="white",
            label="accuracy")
     ax.bar(left[full], (d["confidence"] - d["accuracy"])[full], bottom=d["accuracy"][full], width=width[full],
-           align="edge", color="#D55E00", alpha=0.25, edgecolor="#D55E00", lw=0.8)
-    ax.step(np.r_[left, 1.0], np.r_[share, share[-1]], where="post", color="0.3", lw=1)
+           align="edge", color="#D55E00", alpha=0.25, edgecolor="#D55E00", lw=0.8, label="gap to mean confidence")
+    ax.step(np.r_[left, 1.0], np.r_[share, share[-1]], where="post", color="0.3", lw=1,
+            label="share of cases in the bin")
     handles = [Patch(color=color, label="accuracy"),
                Patch(facecolor="#D55E0040", edgecolor="#D55E00", label="gap to mean confidence"),
                plt.Line2D([], [], color="0.3", lw=1, label="share of cases in the bin"),
                plt.Line2D([], [], color="k", ls="--", lw=1, label="perfect calibration")]
-    ax.plot([0, 1], [0, 1], color="k", ls="--", lw=1)
+    ax.plot([0, 1], [0, 1], color="k", ls="--", lw=1, label="perfect calibration")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence (top-class probability)")
     ax.set_ylabel("accuracy (bars), share of cases (line)")
     ax.set_title(f"{title} ECE = {ece:.3f}".strip())
-    if legend:
-        ax.legend(handles=handles, loc="upper left", fontsize=8)
+    if legend:  # for a legend outside the axes: ``fig.legend(*ax.get_legend_handles_labels())``
+        ax.legend(handles=handles, loc="upper left")
     return ece
 
 

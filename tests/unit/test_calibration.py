@@ -147,3 +147,26 @@ def test_plots_draw_what_the_metrics_say():
     labels = [t.get_text() for t in a2.get_legend().get_texts()]
     assert f"{aurc(1 - p.max(1), err):.3f}" in labels[0] and labels[1].startswith("oracle")
     plt.close(fig)
+
+
+def test_reliability_diagram_legend_can_go_outside_and_is_readable():
+    """Chapter 2 puts one legend under three diagrams: the artists carry the labels; the in-axes legend uses the
+    book's font size (no 8 pt text)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.plots.calibration import plot_reliability_diagram
+    from helpers.plots.style import use_book_style
+
+    use_book_style()
+    rng = np.random.default_rng(9)
+    p, y = _random_probs(rng, n=300, c=2)
+    fig, (a1, a2) = plt.subplots(1, 2)
+    plot_reliability_diagram(a1, p, y, legend=False)
+    assert a1.get_legend() is None
+    _, labels = a1.get_legend_handles_labels()
+    assert set(labels) == {"accuracy", "gap to mean confidence", "share of cases in the bin", "perfect calibration"}
+    plot_reliability_diagram(a2, p, y)
+    assert min(t.get_fontsize() for t in a2.get_legend().get_texts()) >= 10
+    plt.close(fig)
