@@ -7,7 +7,11 @@ prints one JSON line. Example (NIH ChestX-ray14, pneumonia against no finding)::
 
     python -m helpers cxr --train nih/ --layout nih --finding Pneumonia --out maps/
 
-Without ``--test``, 20 % of the ``--train`` patients are held out as the test set (split by patient).
+Without ``--test``, 20 % of the ``--train`` patients are held out as the test set (split by patient). The JSON
+line holds the test AUC, and accuracy, sensitivity and specificity at the threshold fitted on validation (Youden);
+``ece`` before and ``ece_temperature_scaled`` after temperature scaling; ``nll`` and ``brier`` of the
+temperature-scaled probabilities; the AUC of the images kept after referring the 10 % with the highest MC-dropout
+predictive entropy (T = 50); which weights and preprocessing were used; and the seconds it took.
 """
 
 from __future__ import annotations
