@@ -2,10 +2,12 @@
 
 Run on demand (not a test): ``BOOK_PROFILE=full python benchmarks/saliency.py [--seeds 3]``. Trains the chapter's
 SmallCNN on the synthetic nodule task for each seed, then prints, per method, the mean over seeds of the mass in
-the lesion, the pointing game (2-pixel tolerance), deletion (blurred fill) and insertion AUC, the IG completeness
-error at 50 steps, and the seconds per image; progress goes to stderr, one JSON line of results to stdout.
-Targets (issue 5): IG completeness error < 1 %; the best method puts most mass in the lesion and wins the pointing
-game on >= 90 % of positive test images.
+the lesion, the pointing game (2-pixel tolerance), deletion (blurred fill) and insertion AUC with the chapter's
+settings (2 pixels per step over the first 3 % of the pixels, small against a nodule), and the seconds per image;
+integrated gradients follow the book's completeness rule (``ig_with_completeness``: every image within
+``COMPLETENESS_TOLERANCE``), and the largest number of steps it needed is reported. Progress goes to stderr, one
+JSON line of results to stdout. Targets: every IG map meets the rule; the best method puts most mass in the
+lesion and wins the pointing game on >= 90 % of positive test images.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import torch
 
 from helpers import config
 from helpers.data.lesions import make_lesion_images
-from helpers.metrics.attribution import deletion_insertion, ig_completeness, mass_in_mask, pointing_game
+from helpers.metrics.attribution import deletion_insertion, mass_in_mask, pointing_game
 from helpers.models.cnn import SmallCNN
-from helpers.saliency import METHODS, attribute, evidence
+from helpers.saliency import COMPLETENESS_TOLERANCE, METHODS, attribute, evidence, ig_with_completeness
 
 
 def fit(x, y, epochs, width, seed, lr=6e-3, batch=32):
@@ -50,16 +52,20 @@ def run(seed: int) -> dict:
     with torch.no_grad():
         pred = model(test.x).argmax(1)
     ev = test[((pred == 1) & (test.y == 1)).nonzero()[:n_eval, 0]]
-    out = {"accuracy": (pred == test.y).float().mean().item(),
-           "ig_completeness_50": float(np.mean(ig_completeness(model, ev.x[:32], 1, baseline="blur",
-                                                               n_steps=50)["relative_error"]))}
-    opts = {"integrated_gradients": dict(baseline="blur", n_steps=50, internal_batch_size=512),
-            "occlusion": dict(baseline="blur"), "gradcam": dict(layer=model.cam_layer)}
+    out = {"accuracy": (pred == test.y).float().mean().item()}
+    opts = {"occlusion": dict(baseline="blur"), "gradcam": dict(layer=model.cam_layer)}
     for method in METHODS:
         t = time.perf_counter()
-        m = evidence(attribute(model, ev.x, 1, method, **opts.get(method, {})), method)
+        if method == "integrated_gradients":
+            ig = ig_with_completeness(model, ev.x, 1, "blur", internal_batch_size=512)
+            out["ig_max_steps"], out["ig_max_error"] = int(ig.n_steps.max()), ig.error
+            a = ig.attributions
+        else:
+            a = attribute(model, ev.x, 1, method, **opts.get(method, {}))
+        m = evidence(a, method)
         secs = (time.perf_counter() - t) / len(ev.x)
-        curves = deletion_insertion(model, ev.x[:n_curves], 1, m[:n_curves], deletion_fill="blur")
+        curves = deletion_insertion(model, ev.x[:n_curves], 1, m[:n_curves], deletion_fill="blur",
+                                    pixels_per_step=2, max_fraction=0.03)
         out[method] = {"mass_in_lesion": float(np.nanmean(mass_in_mask(m, ev.lesion))),
                        "pointing_game": float(pointing_game(m, ev.lesion, tolerance=2).mean()),
                        "deletion_auc": float(curves["deletion_auc"].mean()),
@@ -75,12 +81,13 @@ def main() -> None:
     runs = [run(s) for s in range(args.seeds)]
     summary = {"profile": config.get_profile(), "seeds": args.seeds,
                "accuracy": float(np.mean([r["accuracy"] for r in runs])),
-               "ig_completeness_50": float(np.mean([r["ig_completeness_50"] for r in runs]))}
+               "ig_max_steps": max(r["ig_max_steps"] for r in runs),
+               "ig_max_error": max(r["ig_max_error"] for r in runs)}
     for method in METHODS:
         summary[method] = {k: float(np.mean([r[method][k] for r in runs])) for k in runs[0][method]}
     best = max(METHODS, key=lambda m: summary[m]["mass_in_lesion"])
-    summary["targets_met"] = bool(summary["ig_completeness_50"] < 0.01 and summary[best]["mass_in_lesion"] > 0.5
-                                  and summary[best]["pointing_game"] >= 0.9)
+    summary["targets_met"] = bool(summary["ig_max_error"] < COMPLETENESS_TOLERANCE
+                                  and summary[best]["mass_in_lesion"] > 0.5 and summary[best]["pointing_game"] >= 0.9)
     print(json.dumps(summary))
 
 

@@ -230,7 +230,9 @@ def pointing_game(saliency: torch.Tensor, mask: torch.Tensor, tolerance: int = 0
     """Pointing game (Zhang et al. 2018): is the maximum of each map inside ``mask``? Bool per image.
 
     ``tolerance``: the mask is first dilated by a disk of this radius in pixels (Zhang et al. use 15 px on
-    224-px images). Ties go to the first maximum in row-major order.
+    224-px images). When the maximum is a plateau (occlusion spreads one value over its patch), the point is the
+    maximal pixel nearest to the plateau's centroid, not the first one in row-major order (which would sit at the
+    plateau's corner and could miss a region the plateau covers).
     """
     s = _np(saliency)
     m = _masks_2d(mask, len(s))
@@ -238,8 +240,14 @@ def pointing_game(saliency: torch.Tensor, mask: torch.Tensor, tolerance: int = 0
         yy, xx = np.mgrid[-tolerance:tolerance + 1, -tolerance:tolerance + 1]
         disk = (yy ** 2 + xx ** 2) <= tolerance ** 2
         m = np.stack([binary_dilation(mi, structure=disk) for mi in m])
-    flat = s.reshape(len(s), -1).argmax(1)
-    return m.reshape(len(m), -1)[np.arange(len(s)), flat]
+    hits = []
+    for si, mi in zip(s, m):
+        peak = np.nanmax(si)
+        tied = np.argwhere(si >= peak - 1e-9 * max(abs(peak), 1e-30))
+        centre = tied.mean(0)
+        y, x = tied[np.argmin(((tied - centre) ** 2).sum(1))]
+        hits.append(bool(mi[y, x]))
+    return np.asarray(hits)
 
 
 __all__ = ["cascading_randomization", "deletion_insertion", "ig_completeness", "learnable_layers", "mass_in_mask",

@@ -97,6 +97,9 @@ def test_mass_in_mask_and_pointing_game():
     assert not pointing_game(peak_out, mask)[0]
     assert pointing_game(peak_out, mask, tolerance=2)[0]
     assert list(pointing_game(torch.stack([inside[0], peak_out[0]]), mask[0, 0])) == [True, False]
+    plateau = torch.zeros(1, 10, 10)
+    plateau[0, 1:8, 1:8] = 1.0      # an occlusion-like block over the region: its corner (1, 1) is outside
+    assert pointing_game(plateau, mask)[0], "a plateau points with its centre, not its first pixel"
 
 
 def test_gradcam_layer_is_followed_into_the_randomised_copy():
