@@ -131,7 +131,9 @@ def counting_loss(out, seg: torch.Tensor, density: torch.Tensor, *, seg_weight: 
     """The three terms of chapter 6's loss for a batch of crops: class-weighted cross-entropy of the segmentation
     (boundary ×3, unlabelled pixels ``-1`` ignored), the squared error of the density ×``DENSITY_SCALE``, and the
     Gaussian negative log-likelihood of each crop's count under the variance Σ exp(s) (its mean detached, so
-    this term trains only the variance). Returns the terms and their weighted ``total``."""
+    this term trains only the variance), and 0.01 × the absolute error of each crop's count (``count_l1``: a
+    small density on every background pixel adds up to many cells, which the per-pixel error barely sees).
+    Returns the terms and their weighted ``total``."""
     seg_logits, d, s = out
     weights = torch.tensor([1.0, 1.0, 3.0], device=seg_logits.device)
     if (seg >= 0).any():
@@ -142,7 +144,9 @@ def counting_loss(out, seg: torch.Tensor, density: torch.Tensor, *, seg_weight: 
     count, true = d.sum((1, 2, 3)), density.sum((1, 2, 3))
     log_var = torch.logsumexp(s.flatten(1), 1)                   # log Σ exp(s), stable
     nll = gaussian_nll(count.detach(), log_var, true)
-    return {"seg": ce, "density": mse, "count_nll": nll, "total": seg_weight * ce + mse + count_weight * nll}
+    l1 = (count - true).abs().mean()
+    return {"seg": ce, "density": mse, "count_l1": l1, "count_nll": nll,
+            "total": seg_weight * ce + mse + 0.01 * l1 + count_weight * nll}
 
 
 def crop_sampler(data: Prepared, size: int, rng: np.random.Generator):
@@ -233,12 +237,13 @@ def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 
 def instances_from_probs(probs: np.ndarray, min_size: int = 4) -> np.ndarray:
-    """Nuclei from the class probabilities ``[3, H, W]``: seeds are the connected interiors (interior probability
-    > 0.5), grown by a watershed on the interior probability into the foreground (interior + boundary > 0.5);
+    """Nuclei from the class probabilities ``[3, H, W]``: seeds are the connected interiors (pixels whose most
+    probable class is interior), grown by a watershed on the interior probability into the foreground
+    (background probability < 0.5);
     foreground blobs without a seed become nuclei of their own; pieces under ``min_size`` pixels are dropped."""
     from skimage.segmentation import watershed
 
-    interior, fg = probs[1] > 0.5, probs[1] + probs[2] > 0.5
+    interior, fg = (probs[1] > probs[0]) & (probs[1] > probs[2]), probs[0] < 0.5
     seeds = _drop_small(ndi.label(interior)[0], min_size)
     labels = watershed(-probs[1], seeds, mask=fg) if seeds.max() else np.zeros(fg.shape, np.int64)
     rest = ndi.label(fg & (labels == 0))[0]
@@ -247,9 +252,9 @@ def instances_from_probs(probs: np.ndarray, min_size: int = 4) -> np.ndarray:
 
 
 def foreground_components(probs: np.ndarray, min_size: int = 4) -> np.ndarray:
-    """The naive alternative: connected components of the foreground (interior + boundary > 0.5). Touching
+    """The naive alternative: connected components of the foreground (background probability < 0.5). Touching
     nuclei merge into one component, so it undercounts."""
-    return _drop_small(ndi.label(probs[1] + probs[2] > 0.5)[0], min_size)
+    return _drop_small(ndi.label(probs[0] < 0.5)[0], min_size)
 
 
 @dataclass
