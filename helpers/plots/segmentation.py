@@ -36,34 +36,37 @@ def _crop(a, box):
     return a[r0:r1, c0:c1]
 
 
-def plot_segmentation_uncertainty(image, target, probs, epistemic, aleatoric, fov, *, zoom=None,
-                                  title: str = "", epistemic_label: str = "mutual information (nats)",
-                                  aleatoric_label: str = "Var[p] from σ²") -> plt.Figure:
-    """The chapter's headline figure: image, ground truth, prediction, epistemic map, aleatoric map and error
-    map; with ``zoom=(r0, r1, c0, c1)`` a second row repeats the six panels on that box (marked on the first).
-    Uncertainty maps use the book's sequential map and share a colour scale between rows."""
-    rows = [None] if zoom is None else [None, zoom]
-    fig, axes = plt.subplots(len(rows), 6, figsize=(16, 2.9 * len(rows)), squeeze=False)
-    emax = float(np.nanpercentile(to_numpy_image(epistemic)[to_numpy_image(fov) > 0], 99.5)) or 1e-6
-    amax = float(np.nanpercentile(to_numpy_image(aleatoric)[to_numpy_image(fov) > 0], 99.5)) or 1e-6
+def plot_segmentation_uncertainty(image, target, probs, epistemic, aleatoric, fov, *, crop=None, mark=None,
+                                  title: str = "", epistemic_label: str = "MI (nats)",
+                                  aleatoric_label: str = "Var[p]", width: float = 7.0) -> plt.Figure:
+    """The chapter's headline figure, two rows of three panels: image, ground truth and vessel probability;
+    epistemic map, aleatoric map and errors (false positives and negatives in two colours).
+
+    ``crop=(r0, r1, c0, c1)`` shows only that box, ``mark=(r0, r1, c0, c1)`` outlines a box on every panel (call
+    once with ``mark=box`` for the whole image, once with ``crop=box`` for the zoom). The colour scales come from
+    the 99.5th percentile of each map inside the whole field of view, so a crop and the whole image share them.
+    At most three panels per row and ``width`` inches wide (7 in leaves room for the legend below and still
+    shows the book's 10-pt text at 9 pt or more in the page's 720-px column)."""
+    fov_np = to_numpy_image(fov) > 0
+    emax = float(np.nanpercentile(to_numpy_image(epistemic)[fov_np], 99.5)) or 1e-6
+    amax = float(np.nanpercentile(to_numpy_image(aleatoric)[fov_np], 99.5)) or 1e-6
     errors = error_map(probs, target, fov)
-    for r, box in enumerate(rows):
-        where = "" if box is None else " (zoom)"
-        show_image(axes[r, 0], _crop(image, box), f"fundus image{where}")
-        show_image(axes[r, 1], _crop(target, box), "ground truth")
-        show_image(axes[r, 2], _crop(probs, box), "vessel probability", cmap="gray", vmin=0, vmax=1,
-                   colorbar="p(vessel)")
-        show_image(axes[r, 3], _crop(epistemic, box), "epistemic (MC dropout)", cmap=SEQUENTIAL, vmin=0,
-                   vmax=emax, colorbar=epistemic_label)
-        show_image(axes[r, 4], _crop(aleatoric, box), "aleatoric (variance head)", cmap=SEQUENTIAL, vmin=0,
-                   vmax=amax, colorbar=aleatoric_label)
-        show_image(axes[r, 5], _crop(errors, box), "errors", cmap=ERROR_CMAP, vmin=-0.5, vmax=3.5)
-    axes[-1, 5].legend(handles=[Patch(color=COLORS[1], label="false positive"),
-                                Patch(color=COLORS[5], label="false negative")],
-                       loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=1, frameon=False)
-    if zoom is not None:
-        r0, r1, c0, c1 = zoom
-        for ax in axes[0]:
+    fig, axes = plt.subplots(2, 3, figsize=(width, 0.7 * width))
+    show_image(axes[0, 0], _crop(image, crop), "fundus image")
+    show_image(axes[0, 1], _crop(target, crop), "ground truth (1st observer)")
+    show_image(axes[0, 2], _crop(probs, crop), "vessel probability", cmap="gray", vmin=0, vmax=1,
+               colorbar="p(vessel)")
+    show_image(axes[1, 0], _crop(epistemic, crop), "epistemic (MC dropout)", cmap=SEQUENTIAL, vmin=0,
+               vmax=emax, colorbar=epistemic_label)
+    show_image(axes[1, 1], _crop(aleatoric, crop), "aleatoric (variance head)", cmap=SEQUENTIAL, vmin=0,
+               vmax=amax, colorbar=aleatoric_label)
+    show_image(axes[1, 2], _crop(errors, crop), "errors at p > 0.5", cmap=ERROR_CMAP, vmin=-0.5, vmax=3.5)
+    axes[1, 2].legend(handles=[Patch(color=COLORS[1], label="false positive"),
+                               Patch(color=COLORS[5], label="false negative")],
+                      loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=1, frameon=False)
+    if mark is not None:
+        r0, r1, c0, c1 = mark
+        for ax in axes.flat:
             ax.add_patch(Rectangle((c0, r0), c1 - c0, r1 - r0, fill=False, ec=COLORS[2], lw=1.5))
     if title:
         fig.suptitle(title)
@@ -99,14 +102,15 @@ def plot_referral_curves(ax: plt.Axes, curves: dict[str, tuple], title: str = "R
 
 
 def plot_binned(ax: plt.Axes, centres, series: dict[str, np.ndarray], xlabel: str, ylabel: str,
-                title: str = "") -> None:
-    """Mean of one or more quantities per bin (e.g. uncertainty against vessel width): ``{name: means}``."""
+                title: str = "", legend: bool = True) -> None:
+    """Mean of one or more quantities per bin (e.g. uncertainty against vessel width): ``{name: means}``;
+    ``legend=False`` leaves the legend to another panel of the same figure."""
     for i, (name, means) in enumerate(series.items()):
         ax.plot(centres, means, marker="o", ms=4, color=COLORS[i % len(COLORS)], label=name)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if len(series) > 1:
+    if legend and len(series) > 1:
         ax.legend()
 
 
