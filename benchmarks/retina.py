@@ -13,6 +13,8 @@ AUC >= 0.98 on CHASE_DB1, F1 >= 0.816 and AUC >= 0.979 on DRIVE images never see
 DRIVE holds only its 20 training images: we train on 21-32, choose the threshold on 33-34 and test on 35-40,
 and say so), and MC-dropout uncertainty at least as informative as the single-pass entropy (uncertainty-error
 overlap and Dice after referring 10 % of pixels). Works on a GPU (``BOOK_DEVICE=cuda``) as well as on the CPU.
+On a CPU that other programs also use, run it with ``OMP_WAIT_POLICY=PASSIVE`` (as ``python -m helpers`` does):
+spinning OpenMP threads made a training step about four times slower on 2 shared cores.
 """
 
 from __future__ import annotations
