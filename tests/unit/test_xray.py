@@ -112,3 +112,51 @@ def find_images_in(root):
     from helpers.data.xray import Record
 
     return [Record(p, 0, p.stem) for p in sorted((root / "NORMAL").iterdir())]
+
+
+# ---------------------------------------------------------------------------------------------------------- the tour
+def test_tour_mc_on_the_head_equals_mc_on_the_whole_cnn():
+    """The tour samples only SmallCNN's mc_head (pooled features computed once): the same numbers as whole passes,
+    and the channel dropout after pooling is the same network as before pooling (same seed, same masks)."""
+    from torch import nn
+
+    from helpers.models.cnn import SmallCNN
+    from helpers.uncertainty import mc_predict
+
+    torch.manual_seed(0)
+    for pool in ("max", "avg"):
+        model = SmallCNN(in_channels=1, width=8, depth=3, p=0.3, p_conv=0.5, pool=pool).eval()
+        x = torch.rand(6, 1, 32, 32)
+        torch.manual_seed(1)
+        whole = mc_predict(model, x, T=16, chunk_size=96, return_samples=True)["samples"]
+        for part, inputs in [(model.head, model.features), (model.mc_head, model.pooled_features)]:
+            torch.manual_seed(1)
+            with torch.no_grad():
+                sampled = mc_predict(part, inputs(x), T=16, chunk_size=96, return_samples=True)["samples"]
+            torch.testing.assert_close(whole, sampled)
+        assert not any(m.training for m in model.modules()), "mc_predict restores eval mode"
+        pool_layer, drop2d, *rest = model.head
+        before = nn.Sequential(model.features, drop2d, pool_layer, *rest)   # dropout before pooling
+        torch.manual_seed(2)
+        a = mc_predict(before, x, T=16, chunk_size=96, return_samples=True)["samples"]
+        torch.manual_seed(2)
+        b = mc_predict(model, x, T=16, chunk_size=96, return_samples=True)["samples"]
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(a[0], a[1]), "the masks must differ between passes"
+
+
+def test_tour_validation_split_supports_its_choices():
+    """The tour fits its referral threshold and the texture score's direction on the validation patients of the
+    book's sample: both classes must be there in numbers, and the texture direction must agree with test."""
+    from sklearn.metrics import roc_auc_score
+
+    splits = split_by_patient(find_images())
+    for part in ("val", "test"):
+        labels = [r.label for r in splits[part]]
+        assert min(labels.count(0), labels.count(1)) >= 30, f"{part}: too few of one class for an AUC"
+    tex = {}
+    for part in ("val", "test"):
+        x, y = load_images(splits[part], 64)
+        tex[part] = roc_auc_score(y.numpy(), laplacian_energy(x).numpy())
+    assert (tex["val"] - 0.5) * (tex["test"] - 0.5) > 0, tex
+    assert abs(tex["val"] - 0.5) > 0.25, f"texture should separate the validation classes: AUC {tex['val']:.3f}"
