@@ -25,6 +25,22 @@ def test_animation_player_loads_nothing_from_the_network():
     assert html.count("data:image/png;base64") == 3
 
 
+def test_animation_frames_are_saved_at_screen_resolution_whatever_savefig_dpi_says():
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    with plt.rc_context({"savefig.dpi": 150}):   # the book style's print resolution
+        fig, ax = plt.subplots(figsize=(6.4, 3.2))
+        line, = ax.plot([0, 1], [0, 1])
+        html = animation_html(FuncAnimation(fig, lambda k: line.set_ydata([0, k]), frames=2)).data
+        plt.close(fig)
+    png = re.search(r"data:image/png;base64,([^\"]+)\"", html).group(1).replace("\\n", "")
+    assert Image.open(io.BytesIO(base64.b64decode(png))).size == (704, 352)   # 6.4 in x 110 dpi
+
+
 def test_show_image_colour_maps():
     use_book_style()
     fig, axes = plt.subplots(1, 3)
