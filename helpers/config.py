@@ -88,3 +88,9 @@ def cache_dir() -> Path:
     """Where downloads and trained checkpoints are cached (``$XDG_CACHE_HOME/trustworthy-medimg``)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "trustworthy-medimg"
+
+
+def no_progress(progress: bool = True) -> bool:
+    """``disable=`` for a tqdm bar: off when the caller asks, or when ``$TQDM_DISABLE`` is set (the book's build
+    sets it, so no bar reaches the website; an explicit ``disable=False`` would override tqdm's own reading)."""
+    return (not progress) or os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")

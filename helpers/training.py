@@ -12,6 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from helpers.config import get_device
+from helpers import config
 
 
 def random_flips(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -40,7 +41,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps) if one_cycle else None
     gen = torch.Generator().manual_seed(seed)
     history = []
-    bar = tqdm(range(epochs), desc=desc, disable=not progress)
+    bar = tqdm(range(epochs), desc=desc, disable=config.no_progress(progress))
     for _ in bar:
         order = torch.randperm(len(x), generator=gen)
         total = 0.0

@@ -30,6 +30,7 @@ from skimage import exposure, measure, transform
 
 from helpers.data.images import pixel_limit
 from helpers.errors import DataError
+from helpers import config
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", ".ppm")
 LAYOUTS = ("drive", "chase", "folder")
@@ -130,7 +131,7 @@ def _loading(items: list, desc: str, progress: bool):
     ``with _loading(...) as bar: for item in bar: ...``."""
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=desc, unit="image", disable=not progress, leave=False, delay=1.0)
+    return tqdm(items, desc=desc, unit="image", disable=config.no_progress(progress), leave=False, delay=1.0)
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -126,7 +126,7 @@ def write_maps(out: Path, samples, maps, progress: bool = False) -> None:
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
-    for s, m in tqdm(list(zip(samples, maps)), desc="writing maps", unit="image", disable=not progress,
+    for s, m in tqdm(list(zip(samples, maps)), desc="writing maps", unit="image", disable=config.no_progress(progress),
                      leave=False):
         def save(name: str, arr: np.ndarray, hi: float | None = None) -> None:
             hi = hi or float(arr.max()) or 1.0  # uncertainty maps: scaled to their maximum

@@ -33,6 +33,7 @@ from helpers.errors import DataError
 from helpers.losses import gaussian_nll
 from helpers.models.heads import PixelLogVarHead
 from helpers.models.unet import UNet, pad_to_multiple
+from helpers import config
 
 #: The density map is predicted ×``DENSITY_SCALE`` (cells per 10,000 px would otherwise be tiny numbers).
 DENSITY_SCALE = 100.0
@@ -205,7 +206,7 @@ def train_counter(model: CountingUNet, data: Prepared, *, steps: int, crop: int 
     curves: dict[str, list[float]] = {"step": [], "seg": [], "density": [], "count_nll": []}
     running: dict[str, list[float]] = {k: [] for k in ("seg", "density", "count_nll")}
     every = max(1, steps // 10)
-    bar = tqdm(range(1, steps + 1), desc="training", disable=not progress)
+    bar = tqdm(range(1, steps + 1), desc="training", disable=config.no_progress(progress))
     for step in bar:
         model.train()
         x, seg, de = (t.to(device) for t in sample(batch))
@@ -300,7 +301,7 @@ def predict_counts(model: CountingUNet, images: Sequence[np.ndarray], *, T: int 
     device = next(model.parameters()).device if any(True for _ in model.parameters()) else get_device()
     model.eval()
     out = []
-    for img in tqdm(images, desc="MC prediction", disable=not progress):
+    for img in tqdm(images, desc="MC prediction", disable=config.no_progress(progress)):
         x, (h, w) = pad_to_multiple(torch.as_tensor(img, dtype=torch.float32)[None, None].to(device),
                                     2 ** (model.levels - 1))
         def both(o):

@@ -30,6 +30,7 @@ from helpers.errors import BookError
 from helpers.losses import binary_logit_noise_loss, soft_dice_loss
 from helpers.models.heads import PixelLogVarHead
 from helpers.uncertainty import classification_summary, mc_samples, rows_per_pass
+from helpers import config
 
 PLACEMENTS = ("decoder", "bottleneck", "all", "none")
 
@@ -293,7 +294,7 @@ def train_unet(model: nn.Module, x: torch.Tensor, y: torch.Tensor, fov: torch.Te
     curves: dict[str, list[float]] = {"step": [], "train_dice_loss": [], "val_dice_loss": []}
     running: list[float] = []
     sample = patch_sampler((x, y, fov), patch)
-    bar = tqdm(range(1, steps + 1), desc="training", disable=not progress)
+    bar = tqdm(range(1, steps + 1), desc="training", disable=config.no_progress(progress))
     for step in bar:
         model.train()
         xb, yb, fb = augment(sample(batch, gen), gen)
@@ -360,7 +361,7 @@ def predict_images(model: nn.Module, samples: list, *, scale: float = 1.0, T: in
 
     device = next(model.parameters()).device
     out = []
-    for s in tqdm(samples, desc="MC prediction", disable=not progress):
+    for s in tqdm(samples, desc="MC prediction", disable=config.no_progress(progress)):
         x, _, _ = to_tensors([s], scale)
         maps = predict(model, x.to(device), T=T, chunk_size=chunk_size)
         maps.pop("samples")

@@ -49,3 +49,11 @@ def test_data_dir_is_the_repository_data_folder_unless_overridden(monkeypatch, t
     assert config.data_dir() == repo_root / "data"
     monkeypatch.setenv(config.DATA_DIR_ENV, str(tmp_path))
     assert config.data_dir() == tmp_path
+
+
+def test_progress_bars_honour_tqdm_disable(monkeypatch):
+    """The book's build sets TQDM_DISABLE so no bar reaches the website; an explicit disable=False must not win."""
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert config.no_progress(True) is False and config.no_progress(False) is True
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert config.no_progress(True) is True
