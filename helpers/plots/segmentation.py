@@ -38,14 +38,14 @@ def _crop(a, box):
 
 def plot_segmentation_uncertainty(image, target, probs, epistemic, aleatoric, fov, *, crop=None, mark=None,
                                   title: str = "", epistemic_label: str = "MI (nats)",
-                                  aleatoric_label: str = "Var[p]", width: float = 7.0) -> plt.Figure:
+                                  aleatoric_label: str = "Var[p]", width: float = 6.8) -> plt.Figure:
     """The chapter's headline figure, two rows of three panels: image, ground truth and vessel probability;
     epistemic map, aleatoric map and errors (false positives and negatives in two colours).
 
     ``crop=(r0, r1, c0, c1)`` shows only that box, ``mark=(r0, r1, c0, c1)`` outlines a box on every panel (call
     once with ``mark=box`` for the whole image, once with ``crop=box`` for the zoom). The colour scales come from
     the 99.5th percentile of each map inside the whole field of view, so a crop and the whole image share them.
-    At most three panels per row and ``width`` inches wide (7 in leaves room for the legend below and still
+    At most three panels per row and ``width`` inches wide (6.8 in leaves room for the legend below and still
     shows the book's 10-pt text at 9 pt or more in the page's 720-px column)."""
     fov_np = to_numpy_image(fov) > 0
     emax = float(np.nanpercentile(to_numpy_image(epistemic)[fov_np], 99.5)) or 1e-6
