@@ -52,6 +52,11 @@ def main() -> int:
         print(f"{key:<42} RMSE {row['rmse']:.3f} ± {row['rmse_se']:.3f}  LL {row['ll']:.3f} ± {row['ll_se']:.3f}  "
               f"PICP {row['picp']:.3f}   (published 2016 homoscedastic: RMSE {ref.get('rmse')}, LL {ref.get('ll')})",
               file=sys.stderr)
+    chase = results.get("chase", {})
+    if chase:
+        print(f"CHASE_DB1, AUC of each map for the observers' disagreement (8 test images): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in chase.items() if k != "caught")
+              + f"; flagged pixels catch {chase['caught']:.1%} of the disagreement", file=sys.stderr)
     print(f"chapter executed in {wall:.0f} s", file=sys.stderr)
     print(json.dumps(results))
     return 0
