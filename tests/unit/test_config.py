@@ -57,3 +57,20 @@ def test_progress_bars_honour_tqdm_disable(monkeypatch):
     assert config.no_progress(True) is False and config.no_progress(False) is True
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert config.no_progress(True) is True
+
+
+def test_setup_switches_off_notebook_bars_when_the_build_asks(monkeypatch):
+    """tqdm.notebook does not read TQDM_DISABLE; setup() makes every bar honour it (none reaches the website)."""
+    import tqdm.notebook
+    import tqdm.std
+
+    from helpers.notebook import setup
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setattr(tqdm.std.tqdm, "__init__", tqdm.std.tqdm.__init__)
+    monkeypatch.setattr(tqdm.notebook.tqdm_notebook, "__init__", tqdm.notebook.tqdm_notebook.__init__)
+    monkeypatch.setattr(tqdm.std.tqdm, "_book_quiet", False, raising=False)
+    monkeypatch.setattr(tqdm.notebook.tqdm_notebook, "_book_quiet", False, raising=False)
+    setup(seed=0)
+    assert tqdm.std.tqdm(range(3), disable=False).disable is True
+    assert tqdm.notebook.tqdm_notebook(range(3), disable=False).disable is True
