@@ -19,13 +19,6 @@ from typing import Any
 from helpers.errors import BookError
 
 
-class _Text(str):
-    """A string whose repr is itself: myst-nb pastes ``text/plain``, which would otherwise carry quotes."""
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
 def fmt(value: Any, spec: str | None = None) -> str:
     """Format ``value`` as the prose shows it: ``spec`` (``".3f"``, ``".1%"``, ``","``) if given; an int as is; a
     float with 3 significant digits; anything else with ``str``."""
@@ -51,15 +44,17 @@ def glue(name: str, value: Any, spec: str | None = None) -> str:
     In the markdown: ``the network reaches an AUC of {glue:text}`tour_auc` ``. Nothing is displayed in the cell.
     Outside a notebook (tests, scripts) the value is only formatted.
     """
-    text = _Text(fmt(value, spec))
+    # Glued as a plain string: myst-nb pastes ``text/plain`` through ``ast.literal_eval``, which turns the quoted
+    # repr back into exactly this text ("0.10" stays "0.10"; a bare 0.10 would be pasted as 0.1).
+    text = fmt(value, spec)
     try:
         from IPython import get_ipython
         from myst_nb import glue as _glue
     except ImportError:  # pragma: no cover - myst-nb is part of the book's environment
-        return str(text)
+        return text
     if get_ipython() is not None:
         _glue(name, text, display=False)
-    return str(text)
+    return text
 
 
 @dataclass(frozen=True)

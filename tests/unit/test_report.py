@@ -22,9 +22,11 @@ def test_glue_outside_a_kernel_returns_the_text():
     assert glue("x", 0.98765, ".2f") == "0.99"
 
 
-def test_glued_text_has_no_quotes_in_its_plain_repr():
-    from helpers.report import _Text
-    assert repr(_Text("0.81")) == "0.81"
+@pytest.mark.parametrize("text", ["0.10", "-0.00", "16, 32, 64", "no detectable difference (+0.002)"])
+def test_glued_text_is_pasted_exactly_as_formatted(text):
+    """myst-nb pastes text/plain through ast.literal_eval: the quoted repr of the glued string survives it."""
+    from myst_nb.core.variables import format_plain_text
+    assert format_plain_text(repr(text), "") == text
 
 
 def test_verdict_is_a_tie_inside_the_noise_and_a_win_outside():
