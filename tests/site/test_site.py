@@ -22,8 +22,9 @@ SHOTS = ROOT / "_build" / "screenshots"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 REPO = urlparse(CONFIG["repository"]["url"]).path.strip("/")
 BRANCH = CONFIG["repository"]["branch"]
-# The smallest text the book's figure style uses (helpers.plots.style), and the size a reader needs at least.
-MIN_FIGURE_POINTS, READABLE_POINTS = 10.0, 9.0
+# The smallest text the book's figure style uses and the resolution figures are saved at (helpers.plots.style), and
+# the size a reader needs at least. On a screen 1 pt is 1/72 in and CSS draws 96 px per inch.
+MIN_FIGURE_POINTS, FIGURE_DPI, CSS_PX_PER_INCH, READABLE_POINTS = 10.0, 110.0, 96.0, 9.0
 CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -158,13 +159,14 @@ def test_code_lines_fit_the_code_column(visited, page_file):
 @pytest.mark.parametrize("page_file", [p for p in PAGES if p.startswith("chapters/")])
 def test_figure_text_is_readable_at_the_page_width(visited, page_file):
     """A figure wider than the column is shrunk; its smallest text must stay at least 9 pt on the page."""
+    full_size = MIN_FIGURE_POINTS * FIGURE_DPI / CSS_PX_PER_INCH   # its smallest text shown unscaled, in pt
     for fig in visited[page_file]["figures"]:
         if fig["natural"] and fig["shown"]:
-            points = MIN_FIGURE_POINTS * fig["shown"] / fig["natural"]
+            points = full_size * fig["shown"] / fig["natural"]
+            widest = int(fig["shown"] * full_size / READABLE_POINTS)
             assert points >= READABLE_POINTS, (
                 f"{page_file}: figure {fig['src']}... is {fig['natural']} px wide, shown at {fig['shown']} px: "
-                f"its text is {points:.1f} pt; make it at most {int(fig['shown'] * MIN_FIGURE_POINTS / READABLE_POINTS)} px"
-                f" ({fig['shown'] * MIN_FIGURE_POINTS / READABLE_POINTS / 110:.1f} in at 110 dpi) or split it")
+                f"its text is {points:.1f} pt; make it at most {widest} px ({widest / FIGURE_DPI:.1f} in) or split it")
 
 
 @pytest.mark.parametrize("page_file", [p for p in PAGES if p.startswith("chapters/")])
