@@ -11,6 +11,7 @@ With ``groups`` (a patient id per case) whole groups are drawn, because images o
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -78,7 +79,10 @@ def bootstrap_ci(metric: Callable[..., float], *arrays: Sequence, groups: Sequen
         pick = rng.integers(0, len(members), len(members))
         idx = np.concatenate([members[k] for k in pick])
         try:
-            v = float(metric(*[a[idx] for a in data]))
+            # A resample where the metric is undefined is counted below, not warned about.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                v = float(metric(*[a[idx] for a in data]))
         except ValueError:
             continue
         if np.isfinite(v):
