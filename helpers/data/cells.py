@@ -75,9 +75,12 @@ def _open(path: Path, what: str):
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the {what} file is empty; replace it with the exported image")
+    from helpers.data.images import pixel_limit
+
     try:
-        im = Image.open(path)
-        im.load()
+        with pixel_limit(path, what, "Downscale it or remove it from the folder."):
+            im = Image.open(path)
+            im.load()
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
         raise DataError(f"{path}: cannot read the {what} ({type(exc).__name__}); is it a valid image "
                         f"file?") from exc

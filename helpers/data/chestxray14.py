@@ -51,8 +51,10 @@ def read_grey(path: Path | str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: image missing. Restore the file or remove it from the list/folder.")
+    from helpers.data.images import pixel_limit
+
     try:
-        with Image.open(path) as im:
+        with pixel_limit(path, "X-ray", "Downscale it or delete it from the folder."), Image.open(path) as im:
             im.load()
             mode = im.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N"):

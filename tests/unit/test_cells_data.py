@@ -194,3 +194,14 @@ def test_real_layouts_vgg_and_adipocyte():
     assert [c.count for c in vgg] == [135, 233, 82] and vgg[0].image.shape == (256, 256)
     ad = load_dots(shared_dataset("cells", "adipocyte"))
     assert len(ad) == 200 and ad[0].count == 142 and ad[0].image.shape == (150, 150)
+
+
+def test_a_decompression_bomb_is_a_one_line_error_naming_the_file(tmp_path):
+    from helpers.data.cells import read_image
+    from tests.unit.test_retina import bomb_png
+
+    bomb = bomb_png(tmp_path / "plate_01.png")
+    before = bomb.read_bytes()
+    with pytest.raises(DataError, match=r"plate_01\.png: the image declares 400,000,000 pixels") as info:
+        read_image(bomb)
+    assert "\n" not in str(info.value) and bomb.read_bytes() == before

@@ -156,3 +156,13 @@ def test_real_chestxray14_sample_files(tmp_path):
         shutil.copy(src / "images" / r["Image Index"], tmp_path / "images_001" / "images")
     recs2, _ = load_dataset(tmp_path, "auto", finding="Cardiomegaly")
     assert len(recs2) == 2
+
+
+def test_a_decompression_bomb_is_a_one_line_error_naming_the_file(tmp_path):
+    from tests.unit.test_retina import bomb_png
+
+    bomb = bomb_png(tmp_path / "00000001_000.png")
+    before = bomb.read_bytes()
+    with pytest.raises(DataError, match=r"00000001_000\.png: the X-ray declares 400,000,000 pixels") as info:
+        read_grey(bomb)
+    assert "\n" not in str(info.value) and bomb.read_bytes() == before
