@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from helpers.errors import DataError
 from helpers.losses import gaussian_nll
+from helpers.models.checkpoint import load_model, save_model
 from helpers.models.heads import PixelLogVarHead
 from helpers.models.unet import UNet, pad_to_multiple
 from helpers import config
@@ -44,7 +45,9 @@ class CountingUNet(nn.Module):
     """Chapter 4's U-Net with a three-class segmentation head and a density + log-variance head.
 
     ``forward(x)`` returns ``(seg_logits [N, 3, H, W], density [N, 1, H, W], log_var [N, 1, H, W])``; the density is
-    in cells per pixel, so ``density.sum((1, 2, 3))`` is the count. Taught in chapter 6.
+    in cells per pixel, so ``density.sum((1, 2, 3))`` is the count. The density is a ReLU, not a softplus: the
+    background must be able to be exactly 0, since a faint positive density on 65,000 background pixels adds up
+    to dozens of phantom cells. Taught in chapter 6.
     """
 
     def __init__(self, in_channels: int = 1, base: int = 16, levels: int = 4, p: float = 0.2,
@@ -56,11 +59,13 @@ class CountingUNet(nn.Module):
                                             "dropout": dropout}
         self.seg = nn.Conv2d(base, len(CLASSES), 1)
         self.density = PixelLogVarHead(base, 1, init_log_var=-8.0)
+        # A positive start keeps the density's ReLU alive on most pixels (an all-negative start never learns).
+        nn.init.constant_(self.density.value.bias, 0.1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.unet(x)
         d, s = self.density(h)
-        return self.seg(h), F.softplus(d) / DENSITY_SCALE, s.clamp(-25.0, 5.0)
+        return self.seg(h), F.relu(d) / DENSITY_SCALE, s.clamp(-25.0, 5.0)
 
 
 # --------------------------------------------------------------------------------------------------- targets
@@ -128,11 +133,11 @@ def rescale(c, scale: float):
 
 # --------------------------------------------------------------------------------------------------- training
 def counting_loss(out, seg: torch.Tensor, density: torch.Tensor, *, seg_weight: float = 1.0,
-                  count_weight: float = 0.1) -> dict[str, torch.Tensor]:
+                  count_weight: float = 0.1, l1_weight: float = 0.1) -> dict[str, torch.Tensor]:
     """The three terms of chapter 6's loss for a batch of crops: class-weighted cross-entropy of the segmentation
     (boundary ×3, unlabelled pixels ``-1`` ignored), the squared error of the density ×``DENSITY_SCALE``, and the
     Gaussian negative log-likelihood of each crop's count under the variance Σ exp(s) (its mean detached, so
-    this term trains only the variance), and 0.01 × the absolute error of each crop's count (``count_l1``: a
+    this term trains only the variance), and ``l1_weight`` × the absolute error of each crop's count (``count_l1``: a
     small density on every background pixel adds up to many cells, which the per-pixel error barely sees).
     Returns the terms and their weighted ``total``."""
     seg_logits, d, s = out
@@ -147,7 +152,7 @@ def counting_loss(out, seg: torch.Tensor, density: torch.Tensor, *, seg_weight: 
     nll = gaussian_nll(count.detach(), log_var, true)
     l1 = (count - true).abs().mean()
     return {"seg": ce, "density": mse, "count_l1": l1, "count_nll": nll,
-            "total": seg_weight * ce + mse + 0.01 * l1 + count_weight * nll}
+            "total": seg_weight * ce + mse + l1_weight * l1 + count_weight * nll}
 
 
 def crop_sampler(data: Prepared, size: int, rng: np.random.Generator):
@@ -184,7 +189,7 @@ def recipe(profile: str | None = None) -> dict:
     it (see :func:`load_counter`)."""
     from helpers.config import pick
 
-    return {"steps": pick(300, 4000, profile), "crop": pick(96, 192, profile), "batch": 8, "lr": 3e-3,
+    return {"steps": pick(500, 4000, profile), "crop": pick(96, 192, profile), "batch": 8, "lr": 3e-3,
             "base": pick(8, 32, profile), "levels": 4, "p": 0.2, "dropout": "decoder", "sigma": 3.0,
             "T": pick(8, 32, profile), "seed": 0}
 
@@ -342,32 +347,13 @@ class CountScore(nn.Module):
 # --------------------------------------------------------------------------------------------------- checkpoints
 def save_counter(model: CountingUNet, path, **meta) -> None:
     """Save weights, constructor arguments and ``meta`` (plain numbers, strings, lists)."""
-    from pathlib import Path
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "config": model.config, "meta": meta}, path)
+    save_model(model, path, model.config, **meta)
 
 
 def load_counter(path, recipe: dict | None = None) -> tuple[CountingUNet, dict]:
     """Load a :func:`save_counter` checkpoint with ``torch.load(weights_only=True)``; with ``recipe``, refuse
     (:class:`DataError`) one trained with another recipe."""
-    import pickle
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = CountingUNet(**ckpt["config"])
-        model.load_state_dict(ckpt["state_dict"])
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: checkpoint not found") from exc
-    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise DataError(f"{path}: not a cell-counting checkpoint of this book ({type(exc).__name__}); "
-                        f"train again without --checkpoint") from exc
-    meta = dict(ckpt.get("meta", {}))
-    if recipe is not None and meta.get("recipe") != recipe:
-        changed = sorted(k for k in set(recipe) | set(meta.get("recipe") or {})
-                         if recipe.get(k) != (meta.get("recipe") or {}).get(k))
-        raise DataError(f"{path} was trained with another recipe (differs in: {', '.join(changed)})")
-    return model.eval(), meta
+    return load_model(path, CountingUNet, what="cell-counting", recipe=recipe)
 
 
 __all__ = ["CLASSES", "DENSITY_SCALE", "CountPrediction", "CountScore", "CountingUNet", "Prepared",

@@ -374,36 +374,18 @@ def predict_images(model: nn.Module, samples: list, *, scale: float = 1.0, T: in
 
 def save_checkpoint(model: UNet, path, **meta) -> None:
     """Save a :class:`UNet`'s weights, its constructor arguments and ``meta`` (plain numbers and strings)."""
-    from pathlib import Path
+    from helpers.models.checkpoint import save_model
 
     config = {"base": model.down[0][1][0].out_channels, "levels": model.levels, "p": model.p,
               "dropout": model.placement, "log_var": model.has_log_var,
               "in_channels": model.down[0][1][0].in_channels}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "config": config, "meta": meta}, path)
+    save_model(model, path, config, **meta)
 
 
 def load_checkpoint(path, recipe: dict | None = None) -> tuple[UNet, dict]:
     """Load a checkpoint written by :func:`save_checkpoint` (``torch.load(weights_only=True)``: no code runs).
     With ``recipe``, a checkpoint whose stored ``recipe`` differs (or is missing) raises :class:`DataError`, so
     that a cache is never silently reused after the recipe changed."""
-    import pickle
+    from helpers.models.checkpoint import load_model
 
-    from helpers.errors import DataError
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = UNet(**ckpt["config"])
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                               for k, v in ckpt["state_dict"].items()})
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: checkpoint not found") from exc
-    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise DataError(f"{path}: not a U-Net checkpoint of this book ({type(exc).__name__}: {exc}); "
-                        f"train again without --checkpoint") from exc
-    meta = dict(ckpt.get("meta", {}))
-    if recipe is not None and meta.get("recipe") != recipe:
-        changed = sorted(k for k in set(recipe) | set(meta.get("recipe") or {})
-                         if recipe.get(k) != (meta.get("recipe") or {}).get(k))
-        raise DataError(f"{path} was trained with another recipe (differs in: {', '.join(changed)})")
-    return model.eval(), meta
+    return load_model(path, UNet, what="U-Net", recipe=recipe)

@@ -408,17 +408,19 @@ def select_top_layer(f_train: torch.Tensor, y_train: torch.Tensor, f_val: torch.
 
 
 def save_head(head: TopLayer, path: Path | str, **meta) -> None:
-    """Save the top layer's state dict and ``meta`` (plain values) for :func:`load_head`."""
-    torch.save({"state": head.state_dict(), "p": head.dropout.p, "meta": meta}, Path(path))
+    """Save the top layer's weights, shape, dropout rate and ``meta`` (plain values) for :func:`load_head`."""
+    from helpers.models.checkpoint import save_model
+
+    n_classes, n_features = head.linear.weight.shape
+    save_model(head, path, {"p": head.dropout.p, "n_features": n_features, "n_classes": n_classes}, **meta)
 
 
 def load_head(path: Path | str) -> tuple[TopLayer, dict]:
-    """Load a top layer saved by :func:`save_head` (``torch.load(weights_only=True)``)."""
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
-    n_classes, n_features = obj["state"]["linear.weight"].shape
-    head = TopLayer(obj["p"], n_features, n_classes)
-    head.load_state_dict(obj["state"])
-    return head.eval(), obj.get("meta", {})
+    """Load a top layer saved by :func:`save_head` (``torch.load(weights_only=True)``; a wrong file is a
+    one-line :class:`~helpers.errors.DataError`)."""
+    from helpers.models.checkpoint import load_model
+
+    return load_model(path, TopLayer, what="VGG16 top-layer")
 
 
 __all__ = ["CAFFE_MEAN_BGR", "CONV_NAMES", "FEATURE_INDICES", "N_FEATURES", "Preprocess", "TopLayer",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.errors import BookError
+from helpers.errors import BookError, DataError
 from helpers.features import cache_key, extract_features
 from helpers.models import vgg
 from helpers.models.vgg import (CAFFE_MEAN_BGR, FEATURE_INDICES, Preprocess, TopLayer, VGG16Classifier, Weights,
@@ -159,3 +159,9 @@ def test_corrupt_wheel_is_refused(tmp_path):
     bad.write_bytes(np.zeros(10, dtype=np.uint8).tobytes())
     with pytest.raises(vgg.WeightsUnavailable, match="sha256"):
         vgg.onnx_from_wheel(bad)
+
+
+def test_a_wrong_head_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "head.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match=r"head\.pt: not a VGG16 top-layer checkpoint of this book"):
+        load_head(tmp_path / "head.pt")
