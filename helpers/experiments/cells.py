@@ -19,6 +19,7 @@ import numpy as np
 
 from helpers import config
 from helpers.errors import DataError
+from helpers.experiments import log as _log
 
 HELP = "nucleus segmentation and counting with calibrated count intervals (chapter 6)"
 
@@ -36,10 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="training steps (default: from the profile)")
     parser.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
     parser.add_argument("--seed", type=int, default=0)
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _vgg_numbers(root: Path, role: str):

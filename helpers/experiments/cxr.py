@@ -25,6 +25,7 @@ import numpy as np
 
 from helpers import config
 from helpers.errors import DataError
+from helpers.experiments import log as _log
 
 HELP = "chest X-rays with a frozen ImageNet VGG16 and a trained top layer (chapter 5)"
 T_MC = 50
@@ -46,10 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, help="input size in pixels (default: 96 quick, 224 full)")
     parser.add_argument("--out", type=Path, help="write each test image's saliency maps as PNG here")
     parser.add_argument("--seed", type=int, default=0)
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _save_maps(out: Path, records, x, model, classes) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 
 from helpers import config
 from helpers.errors import DataError
+from helpers.experiments import log as _log
 
 HELP = "vessel segmentation with MC-dropout and aleatoric uncertainty (chapter 4)"
 
@@ -40,10 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="write probability, uncertainty and error maps as PNG here")
     parser.add_argument("--steps", type=int, help="training steps (default: from the profile)")
     parser.add_argument("--seed", type=int, default=0)
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class _Stages:
