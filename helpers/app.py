@@ -345,6 +345,8 @@ def _retina_bundle(checkpoint, train_if_missing, progress, say) -> Bundle:
         train_all, _ = chase_split(load_chase(fetch("chase_db1")))
         return {"scores": [_retina_maps(bundle, s.image)["epistemic_score"] for s in train_all[-2:]]}
 
+    if checkpoint is not None:   # the book's validation photographs say nothing about a model trained on yours
+        return bundle
     ref = _cached_json(f"app_reference_retina_{_digest(path)}.json", f"T{bundle.T}-s{scale}", compute)
     bundle.reference = _reference(ref["scores"], "mean mutual information in the field of view (nats)")
     return bundle
@@ -426,18 +428,16 @@ def _cxr_bundle(checkpoint, train_if_missing, progress, say) -> Bundle:
     for path in candidates:
         try:
             head, meta = load_head(path)
-            if checkpoint is None and meta.get("weights") not in (None, weights.digest):
-                head = None
-                continue
-            source = (f"your top layer {path.name}" if checkpoint is not None
-                      else "chapter 5's VGG16 with the top layer cached for this profile")
-            break
-        except FileNotFoundError:
-            continue
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        except DataError:
             if checkpoint is not None:
-                raise DataError(f"{path.name}: not a top-layer checkpoint of this book ({type(exc).__name__}); "
-                                "save one with helpers.models.vgg.save_head") from exc
+                raise
+            continue
+        if checkpoint is None and meta.get("weights") not in (None, weights.digest):
+            head = None              # fitted on the features of other trunk weights
+            continue
+        source = (f"your top layer {path.name}" if checkpoint is not None
+                  else "chapter 5's VGG16 with the top layer cached for this profile")
+        break
     if head is None:
         if not train_if_missing:
             raise _missing("chest X-ray", "chapter 5")
@@ -570,8 +570,11 @@ def _cells_bundle(checkpoint, train_if_missing, progress, say) -> Bundle:
                 "scores": [float(np.sqrt(p.var_epistemic)) / max(p.count, 1.0) for p in preds]}
 
     cal = _cached_json(f"app_calibration_cells_{_digest(path)}.json", f"T{T}", compute)
+    notes = [] if checkpoint is None else [
+        "With your checkpoint, the interval and the referral are calibrated on the book's validation images, not "
+        "on yours: calibrate on your own images with `python -m helpers cells --calibrate`."]
     return Bundle("cells", model, T, source, {"cal": (np.array(cal["y"]), np.array(cal["mean"]),
-                                                      np.array(cal["std"]))},
+                                                      np.array(cal["std"])), "notes": notes},
                   _reference(cal["scores"], "epistemic standard deviation of the count / count"))
 
 
@@ -878,22 +881,23 @@ class AppWidget:
         self.result, self.error = None, None
         self.log.clear_output()
         task = self.task.value
-        try:
-            with self.log:
+        result, problem = None, None
+        with self.log:   # messages and progress bars of a first training; an Output swallows exceptions, so
+            try:         # they are caught inside it
                 if task == "auto":
                     task = suggest_task(decode(data, name).image)
                 bundle = self.bundles.get(task)
                 ckpt = self.checkpoint.value.strip() or None
                 result = analyze(data, task, name=name, bundle=bundle, checkpoint=None if bundle else ckpt)
-        except BookError as exc:
-            self.error = str(exc)
-            self.status.value = (f"<p class='app-error' style='color:#D55E00'><b>Cannot read this file.</b> "
-                                 f"{html.escape(self.error)}</p>")
-            return None
-        except Exception as exc:  # noqa: BLE001 - the app must never show a traceback; say what happened
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.status.value = (f"<p class='app-error' style='color:#D55E00'><b>Something went wrong.</b> "
-                                 f"{html.escape(self.error)}. Try another file; the next upload works.</p>")
+            except BookError as exc:
+                problem = ("Cannot read this file.", str(exc), "")
+            except Exception as exc:  # noqa: BLE001 - the app must never show a traceback; say what happened
+                problem = ("Something went wrong.", f"{type(exc).__name__}: {exc}",
+                           " Try another file; the next upload works.")
+        if result is None:
+            title, self.error, hint = problem
+            self.status.value = (f"<p class='app-error' style='color:#D55E00'><b>{title}</b> "
+                                 f"{html.escape(self.error)}{hint}</p>")
             return None
         self.result = result
         items = [f"<b>{html.escape(result.headline)}</b>",

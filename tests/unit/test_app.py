@@ -305,3 +305,44 @@ def test_the_chapters_cached_models_if_present():
             assert r.prediction["label"] == "pneumonia"
     if not found:
         pytest.skip("no chapter model is cached (run chapters 5 and 6 once, or `make test`, to cache them)")
+
+
+KERNEL_CODE = """
+import io, numpy as np, torch
+from datetime import datetime
+from PIL import Image
+from helpers import app
+from helpers.models.counting import CountingUNet
+torch.manual_seed(0)
+cal = (np.array([10.0, 20, 30] * 7), np.array([11.0, 19, 33] * 7), np.full(21, 2.0))
+tiny = app.Bundle("cells", CountingUNet(base=4, levels=3).eval(), 2, "tiny", {"cal": cal}, {})
+w = app.AppWidget(bundles={"cells": tiny})
+w.task.value = "cells"
+def upload(name, data):
+    w.upload.value = ({"name": name, "type": "", "size": len(data), "content": memoryview(data),
+                       "last_modified": datetime.now()},)
+upload("bad.png", b"not an image")
+print("BAD", w.error is not None, "Cannot read this file" in w.status.value)
+buf = io.BytesIO()
+Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(buf, "PNG")
+upload("good.png", buf.getvalue())
+print("GOOD", w.error, w.result is not None, "app-report" in w.report.value)
+"""
+
+
+def test_the_widget_in_a_real_kernel():
+    """In a kernel an ipywidgets Output swallows exceptions raised inside it: the message must still reach the
+    page (driven by setting the upload's value, as the browser does)."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT))
+    out: list[str] = []
+    try:
+        kc.execute_interactive(KERNEL_CODE, timeout=120, output_hook=lambda m: out.append(
+            m["content"].get("text", "")) if m["msg_type"] == "stream" else None)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    text = "".join(out)
+    assert "BAD True True" in text, text
+    assert "GOOD None True True" in text, text
