@@ -436,7 +436,8 @@ def _cxr_bundle(checkpoint, train_if_missing, progress, say) -> Bundle:
             head = None              # fitted on the features of other trunk weights
             continue
         source = (f"your top layer {path.name}" if checkpoint is not None
-                  else "chapter 5's VGG16 with the top layer cached for this profile")
+                  else "chapter 5's VGG16 with the top layer the app fitted as chapter 5 does (cached)"
+                  if path.name.startswith("app_") else "chapter 5's VGG16 with its cached top layer")
         break
     if head is None:
         if not train_if_missing:
@@ -658,7 +659,7 @@ class AppResult:
                 ax.axvline(self.prediction.get("threshold", 0.5), color="#D55E00", ls="--", lw=1.2,
                            label="threshold")
                 ax.set(xlabel=label, ylabel="MC samples", xlim=(0, 1))
-                ax.legend(loc="upper center", fontsize=8)
+                ax.legend(loc="upper left")
             else:
                 show_image(ax, arr, "", signed=signed, colorbar=label, **({} if signed else {"vmin": 0.0}))
                 if key == "saliency" and self.overlay.get("region") is not None:
@@ -700,7 +701,7 @@ class AppResult:
         for w in self.warnings:
             lines += [(t, 9, "normal") for t in textwrap.wrap("Warning: " + w, 110)]
         for d in self.details:
-            lines += [(t, 8, "normal") for t in textwrap.wrap(d, 120)]
+            lines += [(t, 9, "normal") for t in textwrap.wrap(d, 110)]
         y = 0.975
         for text, size, weight in lines:
             fig.text(0.06, y, text, fontsize=size, weight=weight, va="top")
@@ -792,7 +793,7 @@ def analyze(file_bytes: bytes, task: str, *, name: str = "the file", checkpoint:
         fine = (f"The model reads {label}: the probability {m['p']:.2f} is "
                 f"{'at or above' if m['p'] >= thr else 'below'} the threshold {thr:.2f} chosen on validation "
                 "patients.")
-        maps = {"prediction": ("p(pneumonia), MC samples", m["samples"], "probability", False),
+        maps = {"prediction": ("MC probabilities", m["samples"], "probability", False),
                 "saliency": ("Grad-CAM (pneumonia)", m["saliency"], "evidence", False),
                 "epistemic": ("epistemic: CAM spread", m["epistemic_map"], "std over MC", False),
                 "aleatoric": ("aleatoric", None, f"expected entropy\n{m['aleatoric_score']:.3f} nats\n"

@@ -69,9 +69,13 @@ def read_dicom(data: bytes, name: str = "the file") -> DicomImage:
     """Decode the DICOM file ``data`` (bytes) as described in the module docstring. Raises
     :class:`~helpers.errors.DataError` for a file pydicom cannot parse, one without pixel data, or one whose
     transfer syntax it cannot decode."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut
+    try:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+        from pydicom.pixels import apply_modality_lut
+    except ImportError as exc:
+        raise DataError(f"{name} is a DICOM file and reading DICOM needs pydicom 3: pip install 'pydicom>=3', "
+                        "or export the image as a 16-bit PNG or TIFF") from exc
 
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=False)
