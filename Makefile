@@ -21,7 +21,7 @@ book: env
 	@$(MAKE) --no-print-directory site
 
 test: env browser
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q --durations=10
 	rm -rf _build/.jupyter_cache
 	$(BIN)/python -m pytest -p tests.nbval_to_cache --nbval-lax --nbval-current-env chapters -q -s
 	@$(MAKE) --no-print-directory site
@@ -53,7 +53,7 @@ browser:
 
 # Pieces of `make test`, for authors.
 unit: env
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q --durations=10
 notebooks: env
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env chapters -q
 site-check: env browser
