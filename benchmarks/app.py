@@ -9,8 +9,8 @@ Run on demand (never in tests), after the chapters have cached their models:
 dropout, uncertainty, saliency) plus rendering the figure (PNG) and the PDF report, i.e. everything the page does
 after the browser has sent the file. The first call per task also loads the model into memory (reported apart as
 ``load``); the repeats are what a user meets from the second upload on. With ``--voila`` (default) it also
-starts ``voila chapters/07_app.ipynb`` as ``make app`` does and measures the seconds until the page, with its
-worked examples executed, is served. Targets (issue 15, 2 CPU cores): chest X-ray and a 256×256 nuclei image
+starts ``python -m helpers.app`` as ``make app`` does (Voila serving the app cells of ``chapters/07_app.ipynb``)
+and measures the seconds until the page is served with its cells executed. Targets (issue 15, 2 CPU cores): chest X-ray and a 256×256 nuclei image
 <= 5 s, a fundus photograph <= 20 s, the app ready <= 15 s after ``make app``. Prints one JSON line and a table.
 """
 
@@ -76,9 +76,8 @@ def time_voila(timeout: float = 300.0) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [str(Path(sys.executable).with_name("voila")), "chapters/07_app.ipynb", f"--port={port}",
-           "--no-browser", "--Voila.ip=127.0.0.1", "--template=offline"]
-    env = {**os.environ, "TQDM_DISABLE": "1", "JUPYTER_PATH": str(ROOT / "book")}
+    cmd = [sys.executable, "-m", "helpers.app", f"--port={port}"]     # what `make app` runs
+    env = {**os.environ, "TQDM_DISABLE": "1"}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -94,8 +93,8 @@ def time_voila(timeout: float = 300.0) -> dict:
                     return {"error": "Voila did not serve the page"}
                 time.sleep(0.3)
         served = time.perf_counter() - start
-        done = "guard against decompression bombs" in " ".join(body.split())
-        return {"page_served_s": round(served, 1), "executed_all_cells": done, "target_s": 15.0}
+        done = "Upload image" in body or "widget-view" in body
+        return {"page_served_s": round(served, 1), "widget_in_page": done, "target_s": 15.0}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -120,8 +119,8 @@ def main() -> None:
         print(f"{task:8s} {r['image']:34s} {r['load_s']:5.1f}s {r['median_s']:6.1f}s {r['target_s']:6.0f}s {ok}")
     if "voila" in result and "page_served_s" in result["voila"]:
         v = result["voila"]
-        print(f"voila page served after {v['page_served_s']:.1f} s (target 15 s; all cells executed: "
-              f"{v['executed_all_cells']})")
+        print(f"app page served after {v['page_served_s']:.1f} s (target 15 s; widget in the page: "
+              f"{v['widget_in_page']})")
 
 
 if __name__ == "__main__":

@@ -917,5 +917,79 @@ class AppWidget:
         return result
 
 
+
+# =================================================================================================== serving
+def app_notebook(page: str | Path) -> "object":
+    """The app as ``make app`` serves it: the page's title cell, its setup cell and its live-widget cell (the code
+    cell that builds :class:`AppWidget`), without the worked examples that the website shows. Voila executes a
+    notebook before showing it, so the app is ready in seconds instead of after every example has run."""
+    import nbformat
+
+    nb = nbformat.read(str(page), as_version=4)
+    keep = []
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type == "markdown" and not keep:
+            keep.append(cell)                      # the title and the introduction
+        elif cell.cell_type == "code" and "remove-cell" not in tags and (
+                "helpers.notebook import setup" in cell.source or "AppWidget(" in cell.source):
+            keep.append(cell)
+            if "AppWidget(" in cell.source:
+                break
+    if not any(c.cell_type == "code" and "AppWidget(" in c.source for c in keep):
+        raise BookError(f"{page}: no cell builds app.AppWidget(); is this the app page?")
+    nb.cells = keep
+    return nb
+
+
+def serve(page: str | Path | None = None, port: int = 8866, voila_args: tuple[str, ...] = ()) -> int:
+    """Serve :func:`app_notebook` of ``page`` (default: the repository's ``chapters/07_app.ipynb``) with Voila on
+    ``http://127.0.0.1:PORT`` only, without a token and without opening a browser; with the book's offline
+    template (``book/voila``: no style sheet from a CDN) when the repository is there. Blocks until Ctrl-C."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    import nbformat
+
+    root = config.repo_root()
+    page = Path(page) if page is not None else (root / "chapters" / "07_app.ipynb" if root else None)
+    if page is None or not Path(page).is_file():
+        raise BookError("the app page chapters/07_app.ipynb was not found: run this from the book's repository")
+    voila = Path(sys.executable).with_name("voila")
+    if not voila.is_file():
+        raise BookError("voila is not installed: pip install 'voila==0.5.13' (make app installs it)")
+    env = dict(os.environ)
+    args = [str(voila), "", f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1",
+            "--VoilaConfiguration.show_tracebacks=False"]
+    if root is not None and (root / "book" / "voila" / "templates" / "offline").is_dir():
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(root / "book"), env.get("JUPYTER_PATH")]))
+        args.append("--template=offline")
+    with tempfile.TemporaryDirectory(prefix="book-app-") as tmp:
+        path = Path(tmp) / "app.ipynb"
+        nbformat.write(app_notebook(page), str(path))
+        args[1] = str(path)
+        print(f"The app: http://127.0.0.1:{port} (this computer only; Ctrl-C stops it)", flush=True)
+        proc = subprocess.Popen(args + list(voila_args), env=env, cwd=str(root or Path(page).parent))
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:      # Voila shuts its kernel down on SIGTERM
+            proc.terminate()
+            try:
+                return proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return proc.wait()
+
 __all__ = ["CAVEAT", "DICOM_REMINDER", "MAX_BYTES", "TASKS", "AppResult", "AppWidget", "Bundle", "Decoded", "analyze",
-           "clear_bundles", "colourfulness", "decode", "input_warnings", "load_bundle", "suggest_task"]
+           "app_notebook", "clear_bundles", "colourfulness", "decode", "input_warnings", "load_bundle", "serve",
+           "suggest_task"]
+
+
+if __name__ == "__main__":   # python -m helpers.app [--port 8866]: what `make app` runs
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve the book's app on this computer only (Voila).")
+    parser.add_argument("--port", type=int, default=8866)
+    raise SystemExit(serve(port=parser.parse_args().port))
