@@ -947,6 +947,7 @@ def serve(page: str | Path | None = None, port: int = 8866, voila_args: tuple[st
     ``http://127.0.0.1:PORT`` only, without a token and without opening a browser; with the book's offline
     template (``book/voila``: no style sheet from a CDN) when the repository is there. Blocks until Ctrl-C."""
     import os
+    import signal
     import subprocess
     import sys
     import tempfile
@@ -972,6 +973,11 @@ def serve(page: str | Path | None = None, port: int = 8866, voila_args: tuple[st
         args[1] = str(path)
         print(f"The app: http://127.0.0.1:{port} (this computer only; Ctrl-C stops it)", flush=True)
         proc = subprocess.Popen(args + list(voila_args), env=env, cwd=str(root or Path(page).parent))
+
+        def stop(*_):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)  # a `kill` stops Voila and its kernel too, not only this process
         try:
             return proc.wait()
         except KeyboardInterrupt:      # Voila shuts its kernel down on SIGTERM
