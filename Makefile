@@ -14,7 +14,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Progress bars are for readers running a notebook, not for the website: the builds and tests run without them.
 export TQDM_DISABLE := 1
 
-.PHONY: book test env browser unit notebooks site site-check clean data-release
+.PHONY: book test env browser unit notebooks site site-check clean data-release app app-check
 
 book: env
 	rm -rf _build/.jupyter_cache
@@ -26,6 +26,7 @@ test: env browser
 	$(BIN)/python -m pytest -p tests.nbval_to_cache --nbval-lax --nbval-current-env chapters -q -s
 	@$(MAKE) --no-print-directory site
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/site -q
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/app -q -s
 
 # Build _build/html from the notebooks, executing those not in the execution cache (`make book` empties it).
 site: env
@@ -51,6 +52,11 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "error: the site checks need Chromium: install it (e.g. 'sudo apt-get install chromium') or set CHROMIUM=/path/to/chrome" >&2; exit 1; fi; }
 
+# The app of chapter 7 in a browser on this computer only (Voila on 127.0.0.1:8866, no token). Progress bars stay
+# on: a model missing from the cache is trained once.
+app: env
+	env -u TQDM_DISABLE $(BIN)/python -m helpers.app --port=8866
+
 # Pieces of `make test`, for authors.
 unit: env
 	$(BIN)/python -m pytest tests/unit -q --durations=10
@@ -58,6 +64,8 @@ notebooks: env
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env chapters -q
 site-check: env browser
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/site -q
+app-check: env browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/app -q -s
 
 # The data archives attached to the GitHub release (for readers who install only the package, e.g. Colab).
 data-release: env
