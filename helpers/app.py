@@ -29,6 +29,7 @@ import base64
 import hashlib
 import io
 import json
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -668,7 +669,11 @@ class AppResult:
         ax = axes[5]
         ax.axis("off")
         verdict = "REFER: the model is unsure" if self.refer else "within the validation range"
-        ax.text(0.0, 0.95, f"epistemic: {self.epistemic:.3g}\naleatoric: {self.aleatoric:.3g}\n\n{verdict}"
+        # Each number with its unit: the tasks measure the two parts in different units (e.g. a relative SD
+        # beside an SD in nuclei), so bare numbers invite a wrong comparison.
+        parts = [textwrap.fill(f"{k}: {getattr(self, k):.3g} {self.units.get(k, '')}".strip(), 34,
+                               subsequent_indent="  ") for k in ("epistemic", "aleatoric")]
+        ax.text(0.0, 0.95, "\n".join(parts) + f"\n\n{verdict}"
                 + (f"\n{len(self.warnings)} warning(s)" if self.warnings else ""),
                 va="top", ha="left", transform=ax.transAxes, fontsize=10,
                 color="#D55E00" if self.refer else "black")
