@@ -298,6 +298,17 @@ def _missing(task: str, chapter: str) -> DataError:
 
 
 # ------------------------------------------------------------------------------------------------- retina
+def _first_cached(load: Callable, candidates) -> tuple | None:
+    """The first of ``(path, recipe, source)`` whose checkpoint ``load(path, recipe=recipe)`` accepts, as
+    ``(model, meta, path, recipe, source)``; None when every one is missing or was trained with another recipe."""
+    for path, rec, source in candidates:
+        try:
+            return load(path, recipe=rec) + (path, rec, source)
+        except DataError:
+            continue
+    return None
+
+
 def _retina_bundle(checkpoint, train_if_missing, progress, say) -> Bundle:
     from helpers.data import fetch
     from helpers.data.retina import chase_split, load_chase, to_tensors
@@ -310,16 +321,10 @@ def _retina_bundle(checkpoint, train_if_missing, progress, say) -> Bundle:
         path, source = checkpoint, f"your checkpoint {checkpoint.name}"
         rec = {**rec, **(meta.get("recipe") or {}), "scale": meta.get("scale", rec["scale"])}
     else:
-        found = None
-        for path, r, source in ((config.cache_dir() / f"retina_unet_{profile}.pt", rec,
-                                 f"chapter 4's cached {profile}-profile U-Net"),
-                                (config.cache_dir() / "app_retina_unet_quick.pt", recipe("quick"),
-                                 "the U-Net the app trained with chapter 4's quick recipe")):
-            try:
-                found = load_checkpoint(path, recipe=r) + (path, r, source)
-                break
-            except DataError:
-                continue
+        found = _first_cached(load_checkpoint, (
+            (config.cache_dir() / f"retina_unet_{profile}.pt", rec, f"chapter 4's cached {profile}-profile U-Net"),
+            (config.cache_dir() / "app_retina_unet_quick.pt", recipe("quick"),
+             "the U-Net the app trained with chapter 4's quick recipe")))
         if found is None:
             if not train_if_missing:
                 raise _missing("retina", "chapter 4")
@@ -535,16 +540,11 @@ def _cells_bundle(checkpoint, train_if_missing, progress, say) -> Bundle:
         path, source = checkpoint, f"your checkpoint {checkpoint.name}"
         rec = {**rec, **(meta.get("recipe") or {})}
     else:
-        found = None
-        for path, r, source in ((config.cache_dir() / f"cells_counter_{profile}.pt", rec,
-                                 f"chapter 6's cached {profile}-profile counting network"),
-                                (config.cache_dir() / "app_cells_counter_quick.pt", recipe("quick"),
-                                 "the counting network the app trained with chapter 6's quick recipe")):
-            try:
-                found = load_counter(path, recipe=r) + (path, r, source)
-                break
-            except DataError:
-                continue
+        found = _first_cached(load_counter, (
+            (config.cache_dir() / f"cells_counter_{profile}.pt", rec,
+             f"chapter 6's cached {profile}-profile counting network"),
+            (config.cache_dir() / "app_cells_counter_quick.pt", recipe("quick"),
+             "the counting network the app trained with chapter 6's quick recipe")))
         if found is None:
             if not train_if_missing:
                 raise _missing("nuclei", "chapter 6")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -31,3 +32,24 @@ def shared_dataset(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: this test needs the real dataset in its original layout")
     return path
+
+
+#: Headless Chromium without the background services that would contact other hosts.
+CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_browser(missing: Callable[[str], None]) -> Iterator:
+    """Launch headless Chromium through Playwright (``$CHROMIUM`` or the system's ``chromium``) and yield it;
+    without one, call ``missing`` (``pytest.skip`` or ``pytest.fail``) with the message."""
+    import shutil
+
+    exe = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        missing("Chromium not found: install it (Debian package 'chromium') or set CHROMIUM")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=CHROME_ARGS, headless=True)
+        yield b
+        b.close()

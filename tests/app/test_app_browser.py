@@ -12,7 +12,6 @@ skips and says which, because training it here would take minutes.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,14 +24,14 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.conftest import chromium_browser
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
 SAMPLES = {"retina": (DATA / "chase_db1" / "Image_11L.jpg", "retinal vessels (ch. 4)", "vessels cover"),
            "cxr": (sorted((DATA / "chest_xray" / "PNEUMONIA").iterdir())[0], "chest X-ray (ch. 5)",
                    "probability of pneumonia"),
            "cells": (sorted((DATA / "cells" / "images").iterdir())[0], "nuclei count (ch. 6)", "nuclei")}
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 START_TIMEOUT_S, PAGE_TIMEOUT_S, RESULT_TIMEOUT_S = 60, 150, 90
 # The page has answered an upload of the file named `name`: its result, or its message.
 DONE = ("name => [...document.querySelectorAll('.app-status, .app-error')].some(e => e.innerText.includes(name)"
@@ -114,15 +113,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    exe = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        pytest.skip("Chromium not found: install it (Debian package 'chromium') or set CHROMIUM")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=CHROME_ARGS, headless=True)
-        yield b
-        b.close()
+    yield from chromium_browser(pytest.skip)
 
 
 def test_the_app_in_a_browser(server, browser, tmp_path):

@@ -7,14 +7,14 @@ that exist in the repository. Screenshots are written to `_build/screenshots/` f
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
 import yaml
+
+from tests.conftest import chromium_browser
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
@@ -25,8 +25,6 @@ BRANCH = CONFIG["repository"]["branch"]
 # The smallest text the book's figure style uses and the resolution figures are saved at (helpers.plots.style), and
 # the size a reader needs at least. On a screen 1 pt is 1/72 in and CSS draws 96 px per inch.
 MIN_FIGURE_POINTS, FIGURE_DPI, CSS_PX_PER_INCH, READABLE_POINTS = 10.0, 110.0, 96.0, 9.0
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _pages() -> list[str]:
@@ -42,15 +40,7 @@ PAGES = _pages()
 def browser():
     if not (HTML / "index.html").is_file():
         pytest.fail(f"{HTML} has no built site: run `make book` first")
-    exe = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not exe:
-        pytest.fail("Chromium not found: install it (Debian package 'chromium') or set CHROMIUM")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=CHROME_ARGS, headless=True)
-        yield b
-        b.close()
+    yield from chromium_browser(pytest.fail)
 
 
 @pytest.fixture(scope="session")
