@@ -4,12 +4,15 @@
 passed, the executed notebook (outputs, plus the ipywidgets state captured from the kernel's comm messages the
 way nbclient does it) is stored in the Jupyter Book execution cache (``_build/.jupyter_cache``). The build that
 follows (``execute_notebooks: cache``) finds every chapter there, keyed by the hash of its code, and renders
-those outputs. `make book` empties the cache first, so the book command always executes every chapter itself.
+those outputs. `make book` empties the cache first and fills it the same way, so the book command always executes
+every chapter itself.
+
+Works with pytest-xdist (``-n 2 --dist loadfile``: two chapters at a time, each in its own kernel): each chapter's
+time travels with its last cell's report and is printed by the main process as the chapter ends.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -37,6 +40,22 @@ def _recording_get_message(self, *args, **kwargs):
 IPyNbFile.get_kernel_message = _recording_get_message
 
 
+_config = None
+
+
+def pytest_configure(config):
+    global _config
+    _config = config
+
+
+def pytest_runtest_logreport(report):
+    """Print "<chapter>: executed in N s" in the main process (with or without xdist)."""
+    terminal = _config.pluginmanager.get_plugin("terminalreporter") if _config is not None else None
+    for key, value in getattr(report, "user_properties", []):
+        if key == "chapter_executed" and terminal is not None:
+            terminal.write_line(f"\n{value[0]}: executed in {value[1]:.0f} s{value[2]}")
+
+
 def pytest_runtest_setup(item):
     if isinstance(item, IPyNbCell):
         item.parent.__dict__.setdefault("_started", time.perf_counter())
@@ -49,13 +68,17 @@ def pytest_runtest_makereport(item, call):
         return
     report = outcome.get_result()
     nb_file = item.parent
+    last = item.cell_num == max(c.cell_num for c in nb_file.session.items if c.parent is nb_file)
     if report.failed or item.test_outputs is None:
         nb_file.__dict__["_cache_failed"] = True
-        return
-    item.cell.outputs = without_suppressed_result(item.cell.source, item.test_outputs)
-    item.cell.execution_count = item.cell_num + 1
-    if item.cell_num == max(c.cell_num for c in nb_file.session.items if c.parent is nb_file):
-        _store(nb_file)
+    else:
+        item.cell.outputs = without_suppressed_result(item.cell.source, item.test_outputs)
+        item.cell.execution_count = item.cell_num + 1
+    if last:
+        seconds = time.perf_counter() - nb_file.__dict__.get("_started", time.perf_counter())
+        stored = _store(nb_file)
+        note = "" if stored else " (a cell failed: not cached)"
+        report.user_properties.append(("chapter_executed", (nb_file.path.name, seconds, note)))
 
 
 def without_suppressed_result(source: str, outputs: list) -> list:
@@ -67,11 +90,10 @@ def without_suppressed_result(source: str, outputs: list) -> list:
     return outputs
 
 
-def _store(nb_file: IPyNbFile) -> None:
-    seconds = time.perf_counter() - nb_file.__dict__.get("_started", time.perf_counter())
-    print(f"\n{nb_file.path.name}: executed in {seconds:.0f} s", file=sys.stderr)
+def _store(nb_file: IPyNbFile) -> bool:
+    """Put the executed notebook in the execution cache, unless one of its cells failed."""
     if nb_file.__dict__.get("_cache_failed"):
-        return
+        return False
     nb = nb_file.nb
     client = nb_file.__dict__.get("_widget_client")
     if client is not None:
@@ -80,3 +102,4 @@ def _store(nb_file: IPyNbFile) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     cache = get_cache(str(CACHE))
     cache.cache_notebook_bundle(CacheBundleIn(nb, uri=str(nb_file.path)), check_validity=False, overwrite=True)
+    return True
