@@ -1,11 +1,11 @@
 """pytest plugin: keep what nbval executed, so the site build does not execute every chapter a second time.
 
-`make test` runs the chapters under nbval with ``-p tests.nbval_to_cache``. For each notebook whose cells all
-passed, the executed notebook (outputs, plus the ipywidgets state captured from the kernel's comm messages the
-way nbclient does it) is stored in the Jupyter Book execution cache (``_build/.jupyter_cache``). The build that
-follows (``execute_notebooks: cache``) finds every chapter there, keyed by the hash of its code, and renders
-those outputs. `make book` empties the cache first and fills it the same way, so the book command always executes
-every chapter itself.
+`make chapters` (the first half of both `make book` and `make test`) runs the chapters under nbval with
+``-p tests.nbval_to_cache``. For each notebook whose cells all passed, the executed notebook (outputs, plus the
+ipywidgets state captured from the kernel's comm messages the way nbclient does it) is stored in the Jupyter Book
+execution cache (``_build/.jupyter_cache``). The build that follows (``execute_notebooks: cache``) finds every
+chapter there, keyed by the hash of its code, and renders those outputs. Both commands empty the cache first, so
+each always executes every chapter itself.
 
 Works with pytest-xdist (``-n 2 --dist loadfile``: two chapters at a time, each in its own kernel): each chapter's
 time travels with its last cell's report and is printed by the main process as the chapter ends.

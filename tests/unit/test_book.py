@@ -93,6 +93,23 @@ def test_two_commands_and_ci():
     assert ci == [_readme_command("test")]
 
 
+def test_every_chapter_is_executed_once_and_the_app_after_the_models_it_loads():
+    """`make chapters` (inside `make book` and `make test`) runs chapters two at a time: each exactly once, and
+    chapter 7 only after chapters 4-6, whose cached models its app loads (else it would train its own)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed: the Makefile's chapter runs cannot be listed")
+    out = subprocess.run(["make", "-n", "--no-print-directory", "chapters"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    runs = [re.findall(r"chapters/(\d\d)_\S+\.ipynb", line) for line in out.splitlines() if "--nbval" in line]
+    assert sorted(n for run in runs for n in run) == sorted(p.name[:2] for p in NOTEBOOKS)
+    app_run = next(i for i, run in enumerate(runs) if "07" in run)
+    assert runs[app_run] == ["07"], "the app chapter must run alone, after the others"
+    assert {"04", "05", "06"} <= {n for run in runs[:app_run] for n in run}
+
+
 def test_publishing_workflow_builds_with_the_readme_book_command():
     wf = yaml.safe_load((ROOT / ".github/workflows/book.yml").read_text())
     steps = [s for job in wf["jobs"].values() for s in job["steps"]]
