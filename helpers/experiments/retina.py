@@ -6,12 +6,12 @@ the field of view and prints one JSON line. Example (the book's CHASE_DB1 copy, 
     python -m helpers retina --train my_train/ --test my_test/ --layout folder --out maps/
 
 Progress bars on stderr cover loading, preprocessing, training, prediction and writing; the JSON line adds
-``stage_seconds``. Cost of the full profile on DRIVE (20 training and 20 test images, 6,000 steps, T = 32):
-9 CPU-s per test image (21 CPU-s before the MC passes shared the way down), and training dominates. On 2 idle
-cores of the book's reference machine (December 2026) training ran at 2.74 steps/s (one step alone, without
-sampling and augmentation: 0.33 s with channels-last memory, 0.38 s without), so 6,000 steps take about 36
-minutes and the whole command about 39: over the 30-minute target. An earlier note of 17 minutes for the
-benchmark's identical training was not reproduced.
+``stage_seconds``. Cost of the full profile (3,000 steps, T = 32) on 2 idle cores of the book's reference machine
+(December 2026): training took 20.7 minutes (0.41 s per step of 8 crops of 128 px; channels-last memory makes a
+step about 15 % faster), and loading, preprocessing and MC prediction about 9 CPU-s per test image more, so DRIVE's
+20 training and 20 test images take about 24 minutes. The full profile had 6,000 steps until December 2026: they
+took about 39 minutes here, and 3,000 steps still met the DRIVE targets (F1 0.818 and AUC 0.980 on images 35-40
+after training on 21-32, against 0.821 and 0.982 with 6,000 steps; ``benchmarks/retina.py drive``).
 """
 
 from __future__ import annotations

@@ -342,7 +342,7 @@ def recipe(profile: str | None = None) -> dict:
     they were trained with (see :func:`load_checkpoint`)."""
     from helpers.config import pick
 
-    return {"scale": pick(0.5, 1.0, profile), "steps": pick(300, 6000, profile), "patch": pick(128, 128, profile),
+    return {"scale": pick(0.5, 1.0, profile), "steps": pick(300, 3000, profile), "patch": pick(128, 128, profile),
             "batch": 8, "lr": 3e-3, "bce_weight": 1.0, "base": 16, "p": 0.2, "dropout": "decoder",
             "T": pick(16, 32, profile), "seed": 0}
 
