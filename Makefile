@@ -76,7 +76,7 @@ app: env
 # Pieces of `make test`, for authors.
 unit: env
 	$(BIN)/python -m pytest tests/unit -q --durations=10
-notebooks: chapters
+notebooks: chapters   # the old name of `make chapters`
 site-check: env browser
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest tests/site -q
 app-check: env browser
