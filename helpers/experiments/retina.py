@@ -8,9 +8,10 @@ the field of view and prints one JSON line. Example (the book's CHASE_DB1 copy, 
 Progress bars on stderr cover loading, preprocessing, training, prediction and writing; the JSON line adds
 ``stage_seconds``. Cost of the full profile (3,000 steps, T = 32) on 2 idle cores of the book's reference machine
 (December 2026), DRIVE's 20 training and 20 test images: 22.5 minutes in all, of which training 20.0 (0.40 s per
-step of 8 crops of 128 px; channels-last memory makes a step about 15 % faster) and MC prediction 2.3. The full profile had 6,000 steps until December 2026: they
-took about 39 minutes here, and 3,000 steps still met the DRIVE targets (F1 0.818 and AUC 0.980 on images 35-40
-after training on 21-32, against 0.821 and 0.982 with 6,000 steps; ``benchmarks/retina.py drive``).
+step of 8 crops of 128 px; channels-last memory makes a step about 15 % faster) and MC prediction 2.3. The full
+profile had 6,000 steps until December 2026: they took about 39 minutes here, and 3,000 steps still met the
+DRIVE targets (F1 0.818 and AUC 0.980 on images 35-40 after training on 21-32, against 0.821 and 0.982 with
+6,000 steps; ``benchmarks/retina.py drive``).
 """
 
 from __future__ import annotations
